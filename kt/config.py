@@ -1,0 +1,101 @@
+"""The one settings object.
+
+Every path is absolute and derived from ``home`` (the project checkout by default), never
+from the working directory. Environment variables override each field, so the CLI, the API,
+the explorer and tests all read the same configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+_PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _default_home() -> Path:
+    env = os.environ.get("KT_HOME")
+    return Path(env).resolve() if env else _PACKAGE_ROOT
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration shared by every layer.
+
+    home: root holding ``data/`` (generated world, event store) and ``mlruns/`` (MLflow store).
+    datasets_dir: the public KT benchmark datasets (read-only, never copied into the repo).
+    db_url: event/state store; ``sqlite:///<path>`` (embedded default) or ``postgresql://...``.
+    mlflow_tracking_uri / mlflow_artifact_root: the MLflow store (SQLite backend, MLflow 3).
+    registered_model: name in the MLflow model registry; the API serves its ``champion`` alias.
+    device: ``auto`` picks CUDA when present, else CPU.
+    api_keys: accepted values of the ``X-API-Key`` header on /v1 routes.
+    """
+
+    home: Path = field(default_factory=_default_home)
+    datasets_dir: Path | None = None
+    world_dir: Path | None = None
+    db_url: str | None = None
+    mlflow_tracking_uri: str | None = None
+    mlflow_artifact_root: Path | None = None
+    registered_model: str = "ktpath-kt"
+    device: str = "auto"
+    api_keys: tuple[str, ...] = ("dev-key",)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        home = Path(self.home).resolve()
+        object.__setattr__(self, "home", home)
+        if self.datasets_dir is None:
+            object.__setattr__(self, "datasets_dir", (home.parent / "shared" / "data").resolve())
+        if self.world_dir is None:
+            object.__setattr__(self, "world_dir", home / "data" / "world")
+        if self.db_url is None:
+            object.__setattr__(self, "db_url", f"sqlite:///{home / 'data' / 'ktpath.db'}")
+        if self.mlflow_tracking_uri is None:
+            object.__setattr__(self, "mlflow_tracking_uri", f"sqlite:///{home / 'mlruns' / 'mlflow.db'}")
+        if self.mlflow_artifact_root is None:
+            object.__setattr__(self, "mlflow_artifact_root", home / "mlruns" / "artifacts")
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def mlruns_dir(self) -> Path:
+        return self.home / "mlruns"
+
+    def with_overrides(self, **kwargs) -> Settings:
+        return replace(self, **{k: v for k, v in kwargs.items() if v is not None})
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Build settings from ``KT_*`` environment variables (unset ones keep their defaults)."""
+        env = dict(os.environ if env is None else env)
+        kwargs: dict = {}
+        if "KT_HOME" in env:
+            kwargs["home"] = Path(env["KT_HOME"])
+        for key, name, conv in (
+            ("KT_DATASETS_DIR", "datasets_dir", Path),
+            ("KT_WORLD_DIR", "world_dir", Path),
+            ("KT_DB_URL", "db_url", str),
+            ("KT_MLFLOW_TRACKING_URI", "mlflow_tracking_uri", str),
+            ("KT_MLFLOW_ARTIFACT_ROOT", "mlflow_artifact_root", Path),
+            ("KT_REGISTERED_MODEL", "registered_model", str),
+            ("KT_DEVICE", "device", str),
+            ("KT_SEED", "seed", int),
+        ):
+            if key in env and env[key] != "":
+                kwargs[name] = conv(env[key])
+        if env.get("KT_API_KEYS"):
+            kwargs["api_keys"] = tuple(k.strip() for k in env["KT_API_KEYS"].split(",") if k.strip())
+        return cls(**kwargs)
+
+
+def resolve_device(requested: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; anything else is passed through."""
+    if requested != "auto":
+        return requested
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
