@@ -64,6 +64,9 @@ class KTModel(nn.Module, ABC):
 
     name: ClassVar[str]
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    # True: the online state keeps the last max_len-1 interactions (attention models).
+    # False: the state summarises the whole history (recurrent models), no window.
+    windowed: ClassVar[bool] = True
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -72,6 +75,13 @@ class KTModel(nn.Module, ABC):
     @abstractmethod
     def forward(self, batch: KTBatch) -> torch.Tensor:
         """(B, T) logits; see the module docstring for the causal convention."""
+
+    def regularization(self, batch: KTBatch) -> torch.Tensor:
+        """Extra training loss for this batch (e.g. AKT's L2 on Rasch difficulties).
+
+        Trainers add it to the prediction loss. Default: a zero scalar.
+        """
+        return torch.zeros((), device=batch.items.device)
 
     # ------------------------------------------------------------------ online
     # Default: keep the last ``max_len`` interactions and rerun ``forward``. Correct for any
