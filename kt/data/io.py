@@ -1,0 +1,508 @@
+"""Validated loading of contract tables (CSV or Parquet) with quarantine of rejected rows.
+
+Two kinds of problems:
+
+* file-level (empty, truncated, undecodable, unreadable Parquet, missing required column, cyclic
+  prerequisites): :class:`DataError` with a one-line ``path:row: field: reason`` message;
+* row-level (wrong type, out of range, unknown foreign id, duplicate key, impossible timestamp, missing
+  required value, malformed CSV row): the row is rejected, written to
+  ``<quarantine_dir>/<table>.rejected.csv`` with its original values plus ``_file``, ``_row``,
+  ``_field``, ``_code``, ``_reason``, and counted in the summary. Nothing is dropped silently.
+
+``_row`` is the 1-based *data* row of its file, header excluded (CSV file line = ``_row + 1``; for
+Parquet the 1-based row in the file). Each rejected row carries its first problem, checked in the
+order: missing, type, constraint, duplicate key, foreign key.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kt.data.schema import (
+    EVENTS,
+    FUTURE_TOLERANCE,
+    LIST_SEPARATOR,
+    LOAD_ORDER,
+    MIN_TIMESTAMP,
+    Column,
+    DataError,
+    TableSchema,
+)
+
+__all__ = ["DataError", "LoadResult", "World", "load_table", "load_world", "validate_events", "find_table_path"]
+
+META_COLUMNS = ["_file", "_row", "_field", "_code", "_reason"]
+
+
+@dataclass
+class LoadResult:
+    """The outcome of loading one table: typed clean rows, rejected rows, counts per problem code."""
+
+    table: str
+    files: list[str]
+    clean: pd.DataFrame
+    rejected: pd.DataFrame
+    summary: dict[str, int]
+    n_read: int
+    quarantine_path: Path | None = None
+    unchecked_foreign_keys: list[str] = field(default_factory=list)
+
+    @property
+    def n_rejected(self) -> int:
+        return len(self.rejected)
+
+    def summary_line(self) -> str:
+        where = self.files[0] if len(self.files) == 1 else f"{Path(self.files[0]).parent} ({len(self.files)} files)"
+        line = f"{self.table}: {where}: {self.n_read} rows, {len(self.clean)} kept, {self.n_rejected} rejected"
+        if self.summary:
+            line += " (" + ", ".join(f"{k} {v}" for k, v in sorted(self.summary.items())) + ")"
+        if self.quarantine_path is not None:
+            line += f" -> {self.quarantine_path}"
+        if self.unchecked_foreign_keys:
+            line += f"; foreign keys not checked: {', '.join(self.unchecked_foreign_keys)}"
+        return line
+
+
+# ----------------------------------------------------------------------------- raw reading
+def _read_csv_raw(path: Path, schema: TableSchema) -> tuple[pd.DataFrame, list[tuple[int, str, str, dict]]]:
+    """CSV -> all-string DataFrame with _file/_row, plus malformed rows (row, code, reason, values)."""
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DataError(path, None, "-", "empty file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_no = raw[: exc.start].count(b"\n") + 1
+        line_start = raw.rfind(b"\n", 0, exc.start) + 1
+        header = raw[: raw.find(b"\n")].decode("utf-8", "replace").split(",")
+        col_idx = raw[line_start : exc.start].count(b",")
+        fld = header[col_idx] if line_no > 1 and col_idx < len(header) else "-"
+        row = line_no - 1 if line_no > 1 else None
+        raise DataError(path, row, fld, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader)
+        rows = list(reader)
+    except csv.Error as exc:
+        raise DataError(path, max(reader.line_num - 1, 1), "-", f"truncated or malformed CSV ({exc})") from None
+    header = [h.strip() for h in header]
+    if not rows:
+        raise DataError(path, None, "-", "empty file (header only, no data rows)")
+    n = len(header)
+    last = rows[-1]
+    if len(last) < n and not text.endswith(("\n", "\r")):
+        raise DataError(path, len(rows), header[len(last) - 1] if last else "-",
+                        f"truncated file: last row has {len(last)} of {n} fields and no final newline")
+    good, malformed = [], []
+    for i, r in enumerate(rows, start=1):
+        if len(r) == n:
+            good.append([*r, i])
+        elif r == []:  # blank line
+            continue
+        else:
+            malformed.append((i, "malformed_row", f"{len(r)} fields, header has {n}", dict(zip(header, r, strict=False))))
+    df = pd.DataFrame(good, columns=[*header, "_row"], dtype=object)
+    df["_row"] = df["_row"].astype(np.int64)
+    # Empty CSV cells are nulls.
+    for c in header:
+        df[c] = df[c].where(df[c] != "", None)
+    return df, malformed
+
+
+def _read_parquet_raw(path: Path) -> pd.DataFrame:
+    if path.stat().st_size == 0:
+        raise DataError(path, None, "-", "empty file")
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for corrupt/truncated files
+        raise DataError(path, None, "-", f"cannot read Parquet (truncated or corrupt?): {str(exc).splitlines()[0]}") from None
+    if table.num_rows == 0:
+        raise DataError(path, None, "-", "empty file (no rows)")
+    df = table.to_pandas()
+    df["_row"] = np.arange(1, len(df) + 1, dtype=np.int64)
+    return df
+
+
+def _table_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in (".parquet", ".csv") and not p.name.startswith("."))
+        if not files:
+            raise DataError(path, None, "-", "empty directory: no .parquet or .csv part files")
+        return files
+    if not path.exists():
+        raise DataError(path, None, "-", "file not found")
+    return [path]
+
+
+# ----------------------------------------------------------------------------- validation core
+@dataclass
+class _Problems:
+    """First problem per row position (index into the frame being validated)."""
+
+    n: int
+    field: np.ndarray = None  # type: ignore[assignment]
+    code: np.ndarray = None  # type: ignore[assignment]
+    reason: np.ndarray = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        self.field = np.full(self.n, None, dtype=object)
+        self.code = np.full(self.n, None, dtype=object)
+        self.reason = np.full(self.n, None, dtype=object)
+
+    @property
+    def bad(self) -> np.ndarray:
+        return self.code != None  # noqa: E711  (elementwise)
+
+    def add(self, mask: np.ndarray, fld: str, code: str, reasons) -> None:
+        new = np.asarray(mask, bool) & ~self.bad
+        if not new.any():
+            return
+        self.field[new] = fld
+        self.code[new] = code
+        self.reason[new] = reasons[new] if isinstance(reasons, np.ndarray) else reasons
+
+
+def _coerce(values: pd.Series, col: Column, now: pd.Timestamp) -> tuple[pd.Series, np.ndarray, np.ndarray, str]:
+    """Convert one column. Returns (typed series, type-error mask, constraint-error mask, constraint code)."""
+    present = values.notna().to_numpy()
+    if col.dtype == "str":
+        typed = values.map(lambda v: v if isinstance(v, str) else (str(v) if isinstance(v, int | np.integer) else None),
+                           na_action="ignore")
+        bad_type = present & typed.isna().to_numpy()
+        typed = typed.where(~bad_type, None).astype(object)
+        typed = typed.where(typed.map(lambda v: v is None or v.strip() != "", na_action="ignore").fillna(True), None)
+    elif col.dtype in ("float", "int"):
+        num = pd.to_numeric(values, errors="coerce") if values.dtype == object else values.astype(float)
+        num = num.astype(float)
+        bad_type = present & (num.isna() | ~np.isfinite(num.fillna(0))).to_numpy()
+        if col.dtype == "int":
+            bad_type |= present & ~bad_type & (num.fillna(0) % 1 != 0).to_numpy()
+        typed = num.where(~bad_type)
+    elif col.dtype == "bool":
+        mapping = {"true": True, "false": False, "1": True, "0": False, True: True, False: False}
+        typed = values.map(lambda v: mapping.get(v.lower() if isinstance(v, str) else v), na_action="ignore")
+        bad_type = present & typed.isna().to_numpy()
+    else:  # timestamp
+        if pd.api.types.is_datetime64_any_dtype(values):
+            typed = values if values.dt.tz is not None else values.dt.tz_localize("UTC")
+            typed = typed.dt.tz_convert("UTC")
+        else:
+            typed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+        bad_type = present & typed.isna().to_numpy()
+        out = present & ~bad_type & ((typed < MIN_TIMESTAMP) | (typed > now + FUTURE_TOLERANCE)).to_numpy()
+        return typed, bad_type, out, "bad_timestamp"
+    bad_con = np.zeros(len(values), bool)
+    ok = present & ~bad_type
+    if col.min is not None:
+        bad_con |= ok & (typed < col.min).fillna(False).to_numpy(bool)
+    if col.max is not None:
+        bad_con |= ok & (typed > col.max).fillna(False).to_numpy(bool)
+    if col.choices is not None:
+        bad_con |= ok & _flag(typed, lambda v: any(x not in col.choices for x in (_split(v) if col.is_list else [v])))
+    if col.pattern is not None:
+        import re
+
+        rx = re.compile(col.pattern)
+        bad_con |= ok & _flag(typed, lambda v: any(not rx.fullmatch(x) for x in (_split(v) if col.is_list else [v])))
+    return typed, bad_type, bad_con, "out_of_range"
+
+
+def _flag(values: pd.Series, test) -> np.ndarray:
+    """Boolean array: ``test(v)`` for present values, False for nulls."""
+    return np.fromiter((False if v is None or v is pd.NA or v != v else bool(test(v)) for v in values),
+                       dtype=bool, count=len(values))
+
+
+def _split(v: str) -> list[str]:
+    return [x.strip() for x in v.split(LIST_SEPARATOR)]
+
+
+def _constraint_text(col: Column) -> str:
+    if col.choices is not None:
+        return f"not one of {list(col.choices)}"
+    if col.pattern is not None:
+        return f"does not match {col.pattern}"
+    lo = "-inf" if col.min is None else col.min
+    hi = "inf" if col.max is None else col.max
+    return f"outside [{lo}, {hi}]"
+
+
+def _validate_frame(
+    df: pd.DataFrame,
+    schema: TableSchema,
+    known_ids: dict[str, set] | None,
+    now: pd.Timestamp,
+) -> tuple[pd.DataFrame, _Problems, list[str]]:
+    """Type and check ``df`` (columns already present). Returns (typed frame, problems, unchecked FKs)."""
+    probs = _Problems(len(df))
+    typed = pd.DataFrame(index=df.index)
+    for col in schema.columns:
+        values = df[col.name] if col.name in df.columns else pd.Series([None] * len(df), index=df.index, dtype=object)
+        t, bad_type, bad_con, con_code = _coerce(values, col, now)
+        if not col.nullable:
+            probs.add(t.isna().to_numpy() & ~bad_type, col.name, "missing", "missing required value")
+        shown = values.astype(str).str.slice(0, 40).to_numpy(dtype=object)
+        probs.add(bad_type, col.name, "bad_timestamp" if col.dtype == "timestamp" else "bad_type",
+                  np.array([f"not a {col.dtype}: {v!r}" for v in shown], dtype=object))
+        if col.dtype == "timestamp":
+            reason = np.array([f"impossible timestamp {v} (before {MIN_TIMESTAMP.date()} or in the future)" for v in shown],
+                              dtype=object)
+        else:
+            reason = np.array([f"{v!r} {_constraint_text(col)}" for v in shown], dtype=object)
+        probs.add(bad_con, col.name, con_code, reason)
+        typed[col.name] = t
+    # Duplicate keys: within the frame (the first occurrence wins) and against already-known ids.
+    if schema.key:
+        key_cols = list(schema.key)
+        cand = ~probs.bad
+        keys = typed[key_cols].astype(str).agg("\x1f".join, axis=1) if len(key_cols) > 1 else typed[key_cols[0]]
+        dup = cand & keys.where(cand).duplicated(keep="first").to_numpy() & keys.notna().to_numpy()
+        probs.add(dup, "/".join(key_cols), "duplicate_key", f"duplicate {'/'.join(key_cols)} in this file")
+        if len(key_cols) == 1 and known_ids and f"{schema.name}.{key_cols[0]}" in known_ids:
+            seen = known_ids[f"{schema.name}.{key_cols[0]}"]
+            probs.add(keys.isin(seen).to_numpy(), key_cols[0], "duplicate_key", f"{key_cols[0]} already loaded")
+    unchecked = []
+    for fk in schema.foreign_keys:
+        if fk.table == schema.name:  # self-reference: ids defined by this very file
+            target = set(typed.loc[~probs.bad, fk.ref_column].dropna()) | set((known_ids or {}).get(fk.target, ()))
+        elif known_ids is not None and fk.target in known_ids:
+            target = known_ids[fk.target]
+        else:
+            unchecked.append(f"{schema.name}.{fk.column}->{fk.target}")
+            continue
+        col = schema.column(fk.column)
+        vals = typed[fk.column]
+        if col.is_list:
+            missing = vals.map(lambda v, t=target: [x for x in _split(v) if x not in t], na_action="ignore")
+            bad = _flag(missing, bool)
+            reasons = np.array([f"unknown {fk.target}: {', '.join(m)}" if isinstance(m, list) else "" for m in missing],
+                               dtype=object)
+            probs.add(bad, fk.column, "unknown_id", reasons)
+        else:
+            bad = vals.notna().to_numpy() & ~vals.isin(target).to_numpy()
+            reasons = np.array([f"unknown {fk.target} {v!r}" for v in vals.astype(str)], dtype=object)
+            probs.add(bad, fk.column, "unknown_id", reasons)
+    return typed, probs, unchecked
+
+
+def _finish_types(clean: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
+    for col in schema.columns:
+        if col.dtype == "int":
+            clean[col.name] = clean[col.name].astype("Int64" if col.nullable else np.int64)
+        elif col.dtype == "float":
+            clean[col.name] = clean[col.name].astype(np.float64)
+        elif col.dtype == "bool" and not col.nullable:
+            clean[col.name] = clean[col.name].astype(bool)
+        elif col.dtype == "str":
+            clean[col.name] = clean[col.name].astype(object)
+    return clean.reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- public API
+def load_table(
+    path: str | Path,
+    schema: TableSchema,
+    *,
+    known_ids: dict[str, set] | None = None,
+    quarantine_dir: str | Path | None = None,
+    now: pd.Timestamp | None = None,
+) -> LoadResult:
+    """Load and validate one table from a CSV or Parquet file (by extension) or a directory of parts.
+
+    known_ids: ``{"table.column": set_of_ids}`` used for foreign keys and, for this table's own key
+      (e.g. ``"events.event_id"``), as already-seen ids; targets absent from it are not checked and are
+      listed in ``LoadResult.unchecked_foreign_keys``.
+    quarantine_dir: where ``<table>.rejected.csv`` is written when rows are rejected (None: not written).
+    now: the reference for "in the future" (default: the current time).
+    """
+    path = Path(path)
+    now = pd.Timestamp.now(tz="UTC") if now is None else now
+    frames, malformed_frames = [], []
+    files = _table_files(path)
+    for f in files:
+        if f.suffix == ".parquet":
+            raw, malformed = _read_parquet_raw(f), []
+        elif f.suffix == ".csv":
+            raw, malformed = _read_csv_raw(f, schema)
+        else:
+            raise DataError(f, None, "-", "unsupported file type (expected .csv or .parquet)")
+        missing = [c for c in schema.required_columns if c not in raw.columns]
+        if missing:
+            raise DataError(f, None, missing[0], f"missing required column(s): {', '.join(missing)}")
+        raw["_file"] = str(f)
+        frames.append(raw)
+        for row, code, reason, values in malformed:
+            malformed_frames.append({**values, "_file": str(f), "_row": row, "_field": "-", "_code": code, "_reason": reason})
+    raw = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+    typed, probs, unchecked = _validate_frame(raw, schema, known_ids, now)
+    bad = probs.bad
+    clean = _finish_types(typed.loc[~bad].copy(), schema)
+    orig_cols = [c for c in raw.columns if c not in ("_file", "_row")]
+    rejected = raw.loc[bad, orig_cols].copy()
+    rejected["_file"] = raw.loc[bad, "_file"].to_numpy()
+    rejected["_row"] = raw.loc[bad, "_row"].to_numpy()
+    rejected["_field"], rejected["_code"], rejected["_reason"] = probs.field[bad], probs.code[bad], probs.reason[bad]
+    if malformed_frames:
+        rejected = pd.concat([rejected, pd.DataFrame(malformed_frames)], ignore_index=True)
+    rejected = rejected.sort_values(["_file", "_row"], kind="stable").reset_index(drop=True)
+    summary = dict(Counter(rejected["_code"])) if len(rejected) else {}
+    qpath = None
+    if len(rejected) and quarantine_dir is not None:
+        qdir = Path(quarantine_dir)
+        qdir.mkdir(parents=True, exist_ok=True)
+        qpath = qdir / f"{schema.name}.rejected.csv"
+        rejected.to_csv(qpath, index=False)
+    return LoadResult(
+        table=schema.name,
+        files=[str(f) for f in files],
+        clean=clean,
+        rejected=rejected,
+        summary=summary,
+        n_read=len(raw) + len(malformed_frames),
+        quarantine_path=qpath,
+        unchecked_foreign_keys=unchecked,
+    )
+
+
+def validate_events(
+    events: pd.DataFrame | list[dict],
+    known_content_ids: set | None,
+    seen_event_ids: set | None,
+    *,
+    known_user_ids: set | None = None,
+    known_folder_ids: set | None = None,
+    now: pd.Timestamp | None = None,
+) -> tuple[pd.DataFrame, list[dict]]:
+    """Validate events given as a DataFrame or a list of dicts (e.g. an HTTP ingest batch).
+
+    Returns (accepted typed DataFrame with an ``index`` column = position in the input, rejected list of
+    ``{"index", "field", "reason"}``). Ids in ``seen_event_ids`` are duplicates (idempotent ingest is the
+    caller's decision: it may treat them as already stored). None for a set skips that check.
+    """
+    df = pd.DataFrame(list(events)) if not isinstance(events, pd.DataFrame) else events.reset_index(drop=True)
+    df = df.astype(object).where(df.notna(), None) if len(df) else df
+    known: dict[str, set] = {}
+    for name, ids in (("items.content_id", known_content_ids), ("events.event_id", seen_event_ids),
+                      ("users.user_id", known_user_ids), ("folders.folder_id", known_folder_ids)):
+        if ids is not None:
+            known[name] = ids
+    if not len(df):
+        return pd.DataFrame(columns=["index", *EVENTS.column_names]), []
+    typed, probs, _ = _validate_frame(df, EVENTS, known, pd.Timestamp.now(tz="UTC") if now is None else now)
+    bad = probs.bad
+    accepted = _finish_types(typed.loc[~bad].copy(), EVENTS)
+    accepted.insert(0, "index", np.flatnonzero(~bad))
+    rejected = [
+        {"index": int(i), "field": str(probs.field[i]), "reason": str(probs.reason[i])} for i in np.flatnonzero(bad)
+    ]
+    return accepted, rejected
+
+
+# ----------------------------------------------------------------------------- worlds
+@dataclass
+class World:
+    """All tables of a world directory, validated. ``results`` holds each table's LoadResult."""
+
+    topics: pd.DataFrame
+    prerequisites: pd.DataFrame
+    items: pd.DataFrame
+    users: pd.DataFrame
+    folders: pd.DataFrame
+    folder_items: pd.DataFrame
+    events: pd.DataFrame
+    results: dict[str, LoadResult] = field(default_factory=dict)
+
+    @property
+    def n_rejected(self) -> int:
+        return sum(r.n_rejected for r in self.results.values())
+
+    def summary_lines(self) -> list[str]:
+        return [r.summary_line() for r in self.results.values()]
+
+    def primary_topic(self) -> pd.Series:
+        """content_id -> primary topic id (the first of ``items.topics``)."""
+        return pd.Series(self.items["topics"].map(lambda v: _split(v)[0]).to_numpy(), index=self.items["content_id"].to_numpy())
+
+    def item_topics(self) -> pd.DataFrame:
+        """Long table (content_id, topic_id, rank) with rank 0 for the primary topic."""
+        lists = self.items["topics"].map(_split)
+        out = pd.DataFrame({"content_id": self.items["content_id"].to_numpy(), "topic_id": lists.to_numpy()}).explode("topic_id")
+        out["rank"] = out.groupby("content_id", sort=False).cumcount()
+        return out.reset_index(drop=True)
+
+
+def find_table_path(world_dir: Path, name: str) -> Path | None:
+    """``<name>/`` (part files), ``<name>.parquet`` or ``<name>.csv`` inside ``world_dir``."""
+    for cand in (world_dir / name, world_dir / f"{name}.parquet", world_dir / f"{name}.csv"):
+        if cand.exists():
+            return cand
+    return None
+
+
+def load_world(world_dir: str | Path, quarantine_dir: str | Path | None = None, *, now: pd.Timestamp | None = None) -> World:
+    """Load every table of a world in dependency order, checking foreign keys across tables.
+
+    Optional tables (prerequisites, folders, folder_items) may be absent: they load as empty frames, and
+    an absent folders table means every non-null ``events.folder_id`` is unknown. Raises DataError for
+    file-level problems and for a cycle in the prerequisite graph.
+    """
+    world_dir = Path(world_dir)
+    if not world_dir.is_dir():
+        raise DataError(world_dir, None, "-", "world directory not found (set KT_WORLD_DIR or pass a path)")
+    known: dict[str, set] = {}
+    frames: dict[str, pd.DataFrame] = {}
+    results: dict[str, LoadResult] = {}
+    for schema in LOAD_ORDER:
+        path = find_table_path(world_dir, schema.name)
+        if path is None:
+            if schema.required_table:
+                raise DataError(world_dir / f"{schema.name}.parquet", None, "-", f"required table {schema.name} not found")
+            frames[schema.name] = pd.DataFrame({c: pd.Series(dtype=object) for c in schema.column_names})
+        else:
+            res = load_table(path, schema, known_ids=known, quarantine_dir=quarantine_dir, now=now)
+            results[schema.name] = res
+            frames[schema.name] = res.clean
+        if len(schema.key) == 1:
+            known[f"{schema.name}.{schema.key[0]}"] = set(frames[schema.name][schema.key[0]])
+        if schema.name == "prerequisites" and path is not None:
+            cycle = find_cycle(frames["prerequisites"])
+            if cycle:
+                raise DataError(path, None, "prerequisite_id", "prerequisites form a cycle: " + " -> ".join(cycle))
+    return World(**frames, results=results)
+
+
+def find_cycle(prerequisites: pd.DataFrame) -> list[str] | None:
+    """A cycle in the edges prerequisite_id -> topic_id as [a, b, ..., a], or None for a DAG."""
+    graph: dict[str, list[str]] = {}
+    for pre, topic in zip(prerequisites["prerequisite_id"], prerequisites["topic_id"], strict=True):
+        graph.setdefault(pre, []).append(topic)
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    for root in sorted(graph):
+        if state.get(root):
+            continue
+        stack = [(root, iter(graph.get(root, ())))]
+        path = [root]
+        state[root] = 1
+        while stack:
+            node, children = stack[-1]
+            nxt = next(children, None)
+            if nxt is None:
+                state[node] = 2
+                stack.pop()
+                path.pop()
+            elif state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            elif not state.get(nxt):
+                state[nxt] = 1
+                stack.append((nxt, iter(graph.get(nxt, ()))))
+                path.append(nxt)
+    return None
