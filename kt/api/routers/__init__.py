@@ -1,0 +1,1 @@
+"""One router per resource: events, catalog (items, folders), users (mastery, path), health."""

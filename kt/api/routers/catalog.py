@@ -1,0 +1,100 @@
+"""PUT/POST /v1/items and /v1/folders: add or update catalog items and folders.
+
+Rows are upserted by key in the store (committed before the response). New items also go
+into the planner's in-memory catalog and topic index at once, and folder contents into the
+item-folder graph, so a new item is recommendable from the next request (cold start through
+the topic index, before anyone has highlighted or filed it).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+from fastapi import APIRouter, Depends, HTTPException
+
+from kt.api.deps import get_services
+from kt.api.schemas import FolderBatch, ItemBatch, ItemError, UpsertResponse
+from kt.api.services import Services
+
+router = APIRouter(tags=["catalog"])
+
+
+def _check_size(n: int, services: Services) -> None:
+    if n > services.config.max_catalog_batch:
+        raise HTTPException(status_code=422, detail=f"batch of {n} rows exceeds the limit of {services.config.max_catalog_batch}")
+
+
+def _unknown_topic_errors(batch: ItemBatch, services: Services) -> list[ItemError]:
+    wanted = {t for it in batch.items for t in it.topics}
+    known = services.store.existing_ids("topics", wanted)
+    errors = []
+    for i, it in enumerate(batch.items):
+        missing = [t for t in it.topics if t not in known]
+        if missing:
+            errors.append(ItemError(index=i, field="topics", reason=f"unknown topic id(s): {', '.join(missing)}"))
+    return errors
+
+
+def upsert_items(batch: ItemBatch, services: Services = Depends(get_services)) -> UpsertResponse:
+    _check_size(len(batch.items), services)
+    errors = _unknown_topic_errors(batch, services)
+    if errors:
+        # an item must sit on known topics to be placed in the learning graph; nothing is written
+        raise HTTPException(status_code=422, detail={"message": "items reference unknown topics",
+                                                     "errors": [e.model_dump() for e in errors]})
+    now = datetime.now(UTC)
+    rows = pd.DataFrame(
+        [{**it.model_dump(exclude={"topics", "created_at"}), "topics": "|".join(it.topics),
+          "created_at": it.created_at or now} for it in batch.items]
+    ).drop_duplicates("content_id", keep="last")
+    with services.models.swap_lock:  # a champion swap cannot slip between these writes
+        existing = services.store.existing_ids("items", rows["content_id"])
+        services.store.upsert("items", rows)
+        new = rows[~rows["content_id"].isin(existing)]
+        if len(new):
+            services.world.add_items(new)
+            served = services.models.current
+            if served is not None:
+                served.extras["tracker"].catalog.add_items(new[["content_id", "topics"]])
+    # attribute changes of existing items reach the planner's arrays at the next start
+    return UpsertResponse(upserted=len(rows), new=len(new))
+
+
+def upsert_folders(batch: FolderBatch, services: Services = Depends(get_services)) -> UpsertResponse:
+    _check_size(len(batch.folders), services)
+    now = datetime.now(UTC)
+    folders = pd.DataFrame(
+        [{**f.model_dump(exclude={"items", "created_at"}), "created_at": f.created_at or now} for f in batch.folders]
+    ).drop_duplicates("folder_id", keep="last")
+    links = pd.DataFrame(
+        [{"folder_id": f.folder_id, "content_id": c, "added_at": now} for f in batch.folders for c in f.items],
+        columns=["folder_id", "content_id", "added_at"],
+    ).drop_duplicates(["folder_id", "content_id"])
+    known = services.store.existing_ids("items", links["content_id"])
+    errors = [
+        ItemError(index=i, field="items", reason=f"unknown content_id(s): {', '.join(sorted(set(f.items) - known))}")
+        for i, f in enumerate(batch.folders) if set(f.items) - known
+    ]
+    if errors:
+        raise HTTPException(status_code=422, detail={"message": "folders reference unknown items",
+                                                     "errors": [e.model_dump() for e in errors]})
+    existing = services.store.existing_ids("folders", folders["folder_id"])
+    services.store.upsert("folders", folders)
+    new_links = links
+    if len(links):
+        already = services.store.existing_keys("folder_items", zip(links["folder_id"], links["content_id"], strict=True))
+        new_links = links[~links.set_index(["folder_id", "content_id"]).index.isin(already)]
+        services.store.upsert("folder_items", links)
+    if len(new_links):
+        services.world.add_folder_items(new_links)
+    return UpsertResponse(upserted=len(folders), new=int((~folders["folder_id"].isin(existing)).sum()))
+
+
+for method in ("PUT", "POST"):
+    router.add_api_route("/items", upsert_items, methods=[method], response_model=UpsertResponse,
+                         summary="Add or update catalog items (new items are recommendable at once).",
+                         operation_id=f"upsert_items_{method.lower()}")
+    router.add_api_route("/folders", upsert_folders, methods=[method], response_model=UpsertResponse,
+                         summary="Add or update folders and the items filed in them.",
+                         operation_id=f"upsert_folders_{method.lower()}")

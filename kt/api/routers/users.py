@@ -1,0 +1,98 @@
+"""GET /v1/users/{user_id}/mastery and /v1/users/{user_id}/path.
+
+Both read the served champion once (a hot swap never splits a request). Mastery comes from
+the tracker, caught up with the event log first (:class:`kt.api.learner.ServedLearner`); the
+path from :meth:`kt.planner.Planner.plan` under the world's read lock.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+
+from kt.api.deps import get_served, get_services
+from kt.api.model_service import Served
+from kt.api.schemas import MasteryResponse, PathResponse, TopicMastery
+from kt.api.services import Services
+
+router = APIRouter(tags=["users"])
+
+UserId = Annotated[str, Path(min_length=1, max_length=128, description="The user's id.")]
+
+
+def _finite(value: Any) -> Any:
+    """NaN/inf -> None (JSON has no NaN), recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _require_known(services: Services, user_id: str, n_events: int) -> None:
+    if n_events == 0 and not services.store.existing_ids("users", [user_id]) and not services.store.user_event_count(user_id):
+        raise HTTPException(status_code=404, detail=f"unknown user {user_id!r} (no events, not in the users table)")
+
+
+@router.get("/users/{user_id}/mastery", response_model=MasteryResponse,
+            summary="Per-topic mastery, confidence and stage (new, learning, needs_review, mastered).",
+            responses={404: {"description": "Unknown user."}, 503: {"description": "No model loaded yet."}})
+def user_mastery(user_id: UserId, services: Services = Depends(get_services),
+                 served: Served = Depends(get_served)) -> MasteryResponse:
+    learner = served.extras["learner"]
+    n = learner.sync(user_id)
+    _require_known(services, user_id, n)
+    frame = learner.topic_mastery(user_id)
+    catalog = services.world.planner.catalog
+    topics = []
+    for row in frame.itertuples(index=False):
+        last = row.last_practiced
+        topics.append(TopicMastery(
+            topic_id=row.topic_id, name=catalog.topic_name(row.topic_id),
+            mastery=_finite(float(row.mastery)) if row.mastery is not None else None,
+            confidence=float(row.confidence), n_obs=int(row.n_obs), stage=str(row.stage),
+            last_practiced=None if last is None or pd.isna(last) else last.to_pydatetime(),
+        ))
+    return MasteryResponse(user_id=user_id, model_version=served.version, n_events=n, topics=topics)
+
+
+@router.get("/users/{user_id}/path", response_model=PathResponse,
+            summary="A learning path: ordered bundles of items, each with the reason it was chosen.",
+            responses={404: {"description": "Unknown user."}, 503: {"description": "No model loaded yet."}})
+def user_path(
+    user_id: UserId,
+    bundles: Annotated[int, Query(ge=1, le=10, description="Number of bundles.")] = 3,
+    size: Annotated[int, Query(ge=1, le=20, description="Items per bundle.")] = 5,
+    lang: Annotated[list[str] | None, Query(description="ISO 639-1 languages (default: the user's).")] = None,
+    goal: Annotated[list[str] | None, Query(description="Goal topic ids to work towards.")] = None,
+    services: Services = Depends(get_services),
+    served: Served = Depends(get_served),
+) -> PathResponse:
+    learner = served.extras["learner"]
+    n = learner.sync(user_id)
+    _require_known(services, user_id, n)
+    languages = lang or _user_languages(services, user_id)
+    history = pd.DataFrame(services.store.user_events(user_id, limit=services.config.history_limit))
+    if len(history):
+        history = history[["content_id", "timestamp"]]
+    world = services.world
+    if goal:
+        unknown = sorted(set(goal) - world.known_topics())
+        if unknown:
+            raise HTTPException(status_code=422, detail=f"goal: unknown topic id(s): {', '.join(unknown)}")
+    with world.lock.read():
+        path = world.planner.plan(user_id, learner, history if len(history) else None, n_bundles=bundles,
+                                  bundle_size=size, languages=languages, goal_topics=goal)
+    return PathResponse(model_version=served.version, **_finite(path.to_dict()))
+
+
+def _user_languages(services: Services, user_id: str) -> list[str] | None:
+    rows = services.store.get_rows("users", [user_id])
+    if rows and rows[0].get("languages"):
+        return [x for x in str(rows[0]["languages"]).split("|") if x]
+    return None

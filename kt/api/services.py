@@ -1,0 +1,109 @@
+"""Everything one API process holds: settings, store, metrics, the planner world and the
+served champion with its tracker.
+
+Built once at startup by :func:`build_services` (the app's lifespan) and reached by routes
+through :mod:`kt.api.deps`. Nothing here is a module global.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import pandas as pd
+
+from kt.api.learner import ServedLearner
+from kt.api.metrics import ApiMetrics
+from kt.api.model_service import ModelService, Served
+from kt.api.world import ServingWorld
+from kt.config import Settings
+from kt.data.outcome import OutcomeRule
+from kt.planner import PlannerConfig
+from kt.store import EventStore
+
+log = logging.getLogger("kt.api")
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """Service limits and timings.
+
+    max_body_bytes: larger request bodies get 413. max_batch_events: longer ingest batches get
+    422. max_catalog_batch: the same for items/folders. champion_poll_seconds: how often the
+    registry alias is checked. history_limit: recent events per user handed to the planner.
+    require_model: refuse to start without a champion (default: start, report not ready, poll).
+    """
+
+    max_body_bytes: int = 1 << 20
+    max_batch_events: int = 1000
+    max_catalog_batch: int = 10_000
+    champion_poll_seconds: float = 5.0
+    history_limit: int = 200
+    mastery_cache_size: int = 50_000
+    require_model: bool = False
+
+
+@dataclass
+class Services:
+    settings: Settings
+    config: ApiConfig
+    store: EventStore
+    metrics: ApiMetrics
+    rule: OutcomeRule
+    world: ServingWorld
+    models: ModelService
+
+    def learner(self) -> ServedLearner | None:
+        served = self.models.current
+        return served.extras["learner"] if served is not None else None
+
+    def close(self) -> None:
+        self.models.stop()
+        self.store.close()
+
+
+def build_tracker_extras(store: EventStore, world: ServingWorld, version: int, loaded, cache_size: int) -> dict:
+    """The mastery tracker (and its log-coherent learner) for one champion version."""
+    from kt.mastery.store import MasteryStateStore
+    from kt.mastery.tracker import MasteryTracker
+
+    items = world.items
+    added = world.items_since(0)
+    if added is not None:
+        items = pd.concat([items, added], ignore_index=True)
+    tracker = MasteryTracker.from_loaded(
+        loaded, items, model_version=str(version), state_store=MasteryStateStore(store.url),
+        topics=list(world.planner.catalog.topics.tokens),
+    )
+    learner = ServedLearner(tracker, store, version, cache_size=cache_size)
+    return {"tracker": tracker, "learner": learner, "generation": world.generation}
+
+
+def build_services(settings: Settings, config: ApiConfig, metrics: ApiMetrics,
+                   planner_config: PlannerConfig | None = None) -> Services:
+    store = EventStore(settings.db_url)
+    world = ServingWorld.from_store(store, planner_config)
+
+    def catch_up_items(served: Served) -> None:
+        # items added while this tracker was being built (runs under swap_lock)
+        late = world.items_since(served.extras["generation"])
+        if late is not None:
+            served.extras["tracker"].catalog.add_items(late)
+
+    models = ModelService(
+        settings,
+        build=lambda version, loaded: build_tracker_extras(store, world, version, loaded, config.mastery_cache_size),
+        poll_seconds=config.champion_poll_seconds,
+        before_swap=catch_up_items,
+        on_swap=lambda served: (metrics.model_version.set(served.version), metrics.model_swaps.inc()),
+    )
+    services = Services(settings=settings, config=config, store=store, metrics=metrics, rule=OutcomeRule(),
+                        world=world, models=models)
+    if not models.refresh() and models.current is None:
+        msg = models.last_error or f"no champion for {settings.registered_model!r} in {settings.mlflow_tracking_uri}"
+        if config.require_model:
+            store.close()
+            raise RuntimeError(msg)
+        log.warning("starting without a model: %s (polling the registry)", msg)
+    models.start()
+    return services

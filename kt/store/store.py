@@ -1,0 +1,347 @@
+"""The event/catalog store over SQLAlchemy Core: SQLite (WAL) embedded, PostgreSQL by URL.
+
+Durability: every write runs in its own transaction and is committed before the method
+returns, so an acknowledged ingest survives a crash. SQLite runs with ``journal_mode=WAL``
+(readers never block the writer) and ``synchronous=FULL`` (a commit is on disk, not only in
+the OS cache, when it returns).
+
+Idempotency: events are inserted with ``INSERT ... ON CONFLICT (event_id) DO NOTHING
+RETURNING event_id``; ids not returned were already present and are reported as duplicates.
+The first write of an event id wins.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, Table, create_engine, event, func, select, text, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+
+from kt.data.schema import EVENTS
+from kt.store.schema import CATALOG_TABLES, events, metadata
+
+EVENT_COLUMNS: tuple[str, ...] = tuple(EVENTS.column_names)
+# the observable signals (read_fraction, dwell_seconds, ...): every event column after the keys
+SIGNAL_COLUMNS: tuple[str, ...] = tuple(
+    n for n in EVENT_COLUMNS if n not in ("event_id", "user_id", "content_id", "timestamp", "folder_id")
+)
+
+_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """Which event ids of a batch were newly stored and which were already there."""
+
+    inserted: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` -> ``postgresql+psycopg://`` (psycopg 3 is the installed driver)."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def to_utc(value: Any) -> datetime | None:
+    """Any timestamp-like value -> aware UTC ``datetime`` (naive values are taken as UTC)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    ts = pd.Timestamp(value)
+    if ts is pd.NaT:
+        return None
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.to_pydatetime()
+
+
+def _clean(value: Any) -> Any:
+    """NaN/NA -> None and numpy scalars -> Python scalars, for drivers and JSON."""
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is pd.NA or value is pd.NaT:
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()
+    return value
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    # several API workers share one file: wait for the writer lock instead of failing
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+class EventStore:
+    """Events, catalog and users in one database. Thread-safe (a pooled engine)."""
+
+    def __init__(self, url: str, *, create: bool = True, echo: bool = False) -> None:
+        self.url = normalize_url(url)
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.url.startswith("sqlite"):
+            path = self.url.split("///", 1)[1] if "///" in self.url else ""
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs.update(pool_size=8, max_overflow=8, pool_pre_ping=True)
+        self.engine: Engine = create_engine(self.url, **kwargs)
+        if self.dialect == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        if self.dialect not in _INSERTS:
+            raise ValueError(f"unsupported store dialect {self.dialect!r} in {url!r} (sqlite or postgresql)")
+        if create:
+            metadata.create_all(self.engine)
+
+    @classmethod
+    def from_settings(cls, settings) -> EventStore:
+        return cls(settings.db_url)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    # ------------------------------------------------------------------ events
+    def insert_events(self, rows: Sequence[Mapping[str, Any]]) -> IngestResult:
+        """Store events idempotently; committed before returning.
+
+        Each row has the contract's event columns (``EVENT_COLUMNS``) plus ``outcome`` (0/1, or
+        None/NaN when the outcome rule finds the event ambiguous).
+        Ids repeated inside the batch count once; later copies are duplicates.
+        """
+        if not rows:
+            return IngestResult()
+        now = datetime.now(UTC)
+        records: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        batch_dups: list[str] = []
+        for r in rows:
+            eid = str(r["event_id"])
+            if eid in seen:
+                batch_dups.append(eid)
+                continue
+            seen.add(eid)
+            records.append(self._event_record(r, now))
+        stmt = _INSERTS[self.dialect](events).on_conflict_do_nothing(index_elements=["event_id"])
+        stmt = stmt.returning(events.c.event_id)
+        inserted: set[str] = set()
+        with self.engine.begin() as conn:
+            for chunk in _chunks(records, 2000):
+                inserted.update(conn.execute(stmt, chunk).scalars().all())
+        ordered = [r["event_id"] for r in records]
+        return IngestResult(
+            inserted=[e for e in ordered if e in inserted],
+            duplicates=[e for e in ordered if e not in inserted] + batch_dups,
+        )
+
+    @staticmethod
+    def _event_record(r: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        return {
+            "event_id": str(r["event_id"]),
+            "user_id": str(r["user_id"]),
+            "content_id": str(r["content_id"]),
+            "timestamp": to_utc(r["timestamp"]),
+            "folder_id": None if _clean(r.get("folder_id")) is None else str(r["folder_id"]),
+            "signals": {k: _clean(r.get(k)) for k in SIGNAL_COLUMNS},
+            "outcome": None if _clean(r.get("outcome")) is None else int(r["outcome"]),
+            "ingested_at": now,
+        }
+
+    @staticmethod
+    def _event_row(row) -> dict[str, Any]:
+        m = row._mapping
+        signals = m["signals"] or {}
+        out = {
+            "event_id": m["event_id"],
+            "user_id": m["user_id"],
+            "content_id": m["content_id"],
+            "timestamp": to_utc(m["timestamp"]),
+            "folder_id": m["folder_id"],
+        }
+        out.update({k: signals.get(k) for k in SIGNAL_COLUMNS})
+        out["outcome"] = None if m["outcome"] is None else int(m["outcome"])
+        return out
+
+    def user_events(self, user_id: str, limit: int | None = None, labelled: bool = False) -> list[dict[str, Any]]:
+        """A user's events in time order; with ``limit``, only the most recent ``limit``;
+        ``labelled``: only KT interactions (outcome not ambiguous)."""
+        q = select(events).where(events.c.user_id == str(user_id))
+        if labelled:
+            q = q.where(events.c.outcome.is_not(None))
+        if limit is not None:
+            q = q.order_by(events.c.timestamp.desc(), events.c.event_id.desc()).limit(int(limit))
+        else:
+            q = q.order_by(events.c.timestamp, events.c.event_id)
+        with self.engine.connect() as conn:
+            rows = [self._event_row(r) for r in conn.execute(q)]
+        if limit is not None:
+            rows.reverse()
+        return rows
+
+    def user_event_count(self, user_id: str) -> int:
+        q = select(func.count()).select_from(events).where(events.c.user_id == str(user_id))
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar_one())
+
+    def user_interaction_count(self, user_id: str) -> int:
+        """Events of a user that are KT interactions (outcome not ambiguous)."""
+        return self.interaction_counts([user_id]).get(str(user_id), 0)
+
+    def interaction_counts(self, user_ids: Iterable[str]) -> dict[str, int]:
+        """user_id -> number of KT interactions (outcome not ambiguous); absent users -> 0."""
+        wanted = sorted({str(u) for u in user_ids})
+        out = dict.fromkeys(wanted, 0)
+        with self.engine.connect() as conn:
+            for chunk in _chunks(wanted, 1000):
+                q = (
+                    select(events.c.user_id, func.count()).where(events.c.user_id.in_(chunk), events.c.outcome.is_not(None))
+                    .group_by(events.c.user_id)
+                )
+                out.update({u: int(n) for u, n in conn.execute(q)})
+        return out
+
+    def item_topics(self, content_ids: Iterable[str]) -> dict[str, str]:
+        """content_id -> ``topics`` (``|``-separated, first = primary) for the known ids."""
+        from kt.store.schema import items
+
+        wanted = sorted({str(c) for c in content_ids})
+        out: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(wanted, 1000):
+                q = select(items.c.content_id, items.c.topics).where(items.c.content_id.in_(chunk))
+                out.update({c: t for c, t in conn.execute(q)})
+        return out
+
+    def existing_ids(self, table: str, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` are keys of a single-key table (``events``, ``items``, ``users``, ...)."""
+        tbl = events if table == "events" else CATALOG_TABLES[table]
+        (key,) = tbl.primary_key.columns
+        wanted = sorted({str(i) for i in ids})
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(wanted, 1000):
+                found.update(conn.execute(select(key).where(key.in_(chunk))).scalars())
+        return found
+
+    def existing_keys(self, table: str, keys: Iterable[tuple]) -> set[tuple]:
+        """Which composite keys (e.g. (folder_id, content_id) of ``folder_items``) are present."""
+        tbl = CATALOG_TABLES[table]
+        cols = list(tbl.primary_key.columns)
+        wanted = sorted({tuple(str(v) for v in k) for k in keys})
+        found: set[tuple] = set()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(wanted, 500):
+                q = select(*cols).where(tuple_(*cols).in_(chunk))
+                found.update(tuple(r) for r in conn.execute(q))
+        return found
+
+    def iter_events(self, batch_size: int = 50_000, user_ids: Iterable[str] | None = None) -> Iterator[pd.DataFrame]:
+        """The event log (optionally a few users') in (user, time) order, as DataFrames."""
+        q = select(events).order_by(events.c.user_id, events.c.timestamp, events.c.event_id)
+        if user_ids is not None:
+            q = q.where(events.c.user_id.in_([str(u) for u in user_ids]))
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(q)
+            for part in result.partitions(batch_size):
+                yield pd.DataFrame([self._event_row(r) for r in part], columns=[*EVENT_COLUMNS, "outcome"])
+
+    def events_frame(self, user_ids: Iterable[str] | None = None) -> pd.DataFrame:
+        parts = list(self.iter_events(user_ids=user_ids))
+        if not parts:
+            return pd.DataFrame(columns=[*EVENT_COLUMNS, "outcome"])
+        return pd.concat(parts, ignore_index=True)
+
+    # ------------------------------------------------------------------ catalog
+    def upsert(self, table: str | Table, rows: Sequence[Mapping[str, Any]] | pd.DataFrame) -> int:
+        """Insert or update rows of a catalog table by primary key; returns the row count."""
+        tbl = CATALOG_TABLES[table] if isinstance(table, str) else table
+        if isinstance(rows, pd.DataFrame):
+            rows = rows.to_dict("records")
+        names = [c.name for c in tbl.columns]
+        pk = [c.name for c in tbl.primary_key.columns]
+        records = [self._catalog_record(tbl, r, names) for r in rows]
+        if not records:
+            return 0
+        ins = _INSERTS[self.dialect](tbl)
+        update = {n: ins.excluded[n] for n in names if n not in pk}
+        stmt = ins.on_conflict_do_update(index_elements=pk, set_=update) if update else ins.on_conflict_do_nothing(
+            index_elements=pk
+        )
+        with self.engine.begin() as conn:
+            for chunk in _chunks(_dedup_last(records, pk), 5000):
+                conn.execute(stmt, chunk)
+        return len(records)
+
+    @staticmethod
+    def _catalog_record(tbl: Table, r: Mapping[str, Any], names: list[str]) -> dict[str, Any]:
+        rec = {}
+        for n in names:
+            v = _clean(r.get(n))
+            if isinstance(tbl.c[n].type, type(events.c.timestamp.type)):
+                v = to_utc(v) if v is not None else datetime.now(UTC)
+            elif v is not None and not isinstance(v, (int, float)):
+                v = str(v)
+            rec[n] = v
+        return rec
+
+    def read_table(self, table: str) -> pd.DataFrame:
+        tbl = CATALOG_TABLES[table]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(tbl)).all()
+        df = pd.DataFrame([r._mapping for r in rows], columns=[c.name for c in tbl.columns])
+        for c in tbl.columns:
+            if isinstance(c.type, type(events.c.timestamp.type)) and len(df):
+                df[c.name] = pd.to_datetime(df[c.name], utc=True)
+        return df
+
+    def get_rows(self, table: str, ids: Iterable[str]) -> list[dict[str, Any]]:
+        """Rows of a single-key table by primary key (e.g. items by content_id)."""
+        tbl = CATALOG_TABLES[table]
+        (key,) = tbl.primary_key.columns
+        out: list[dict[str, Any]] = []
+        with self.engine.connect() as conn:
+            for chunk in _chunks([str(i) for i in ids], 1000):
+                out.extend(dict(r._mapping) for r in conn.execute(select(tbl).where(key.in_(chunk))))
+        return out
+
+    def counts(self) -> dict[str, int]:
+        """Row counts of every table."""
+        out = {}
+        with self.engine.connect() as conn:
+            for name, tbl in {"events": events, **CATALOG_TABLES}.items():
+                out[name] = int(conn.execute(select(func.count()).select_from(tbl)).scalar_one())
+        return out
+
+
+def _chunks(seq: Sequence, n: int) -> Iterator[Sequence]:
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+def _dedup_last(records: list[dict[str, Any]], pk: list[str]) -> list[dict[str, Any]]:
+    """Keep the last row per key: PostgreSQL refuses to update one row twice in a statement."""
+    by_key = {tuple(r[k] for k in pk): r for r in records}
+    return list(by_key.values())

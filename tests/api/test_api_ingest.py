@@ -1,0 +1,88 @@
+"""POST /v1/events: idempotency, per-item errors, limits, mastery updates."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def _items(client) -> list[str]:
+    return client.app.state.services.store.read_table("items")["content_id"].tolist()
+
+
+def _event(i: int, content_id: str, user: str = "api-user", minutes: int | None = None, **kw) -> dict:
+    ts = pd.Timestamp("2026-02-01", tz="UTC") + pd.Timedelta(minutes=i if minutes is None else minutes)
+    ev = {"event_id": f"api-{user}-{i}", "user_id": user, "content_id": content_id, "timestamp": ts.isoformat(),
+          "folder_id": None, "read_fraction": 0.95, "dwell_seconds": 200.0, "n_highlights": 3, "quiz_correct": 1.0}
+    ev.update(kw)
+    return ev
+
+
+def test_same_batch_twice_is_all_duplicates(client):
+    items = _items(client)
+    batch = {"events": [_event(i, items[i]) for i in range(5)]}
+    first = client.post("/v1/events", json=batch)
+    assert first.status_code == 200, first.text
+    assert first.json()["accepted"] == 5 and first.json()["duplicates"] == 0 and first.json()["rejected"] == 0
+    second = client.post("/v1/events", json=batch).json()
+    assert second["accepted"] == 0 and second["duplicates"] == 5
+    assert sorted(second["duplicate_ids"]) == sorted(e["event_id"] for e in batch["events"])
+    assert client.app.state.services.store.user_event_count("api-user") == 5
+
+
+def test_invalid_items_reported_valid_ones_stored(client):
+    items = _items(client)
+    batch = [
+        _event(0, items[0]),
+        _event(1, "no-such-item"),
+        _event(2, items[1], read_fraction=1.7),
+        _event(3, items[2], timestamp="not a time"),
+        {"user_id": "x"},
+        _event(4, items[3]),
+        _event(0, items[0]),  # repeated inside the batch
+    ]
+    body = client.post("/v1/events", json={"events": batch}).json()
+    assert body["accepted"] == 2 and body["rejected"] == 4 and body["duplicates"] == 1
+    errors = {e["index"]: e for e in body["errors"]}
+    assert set(errors) == {1, 2, 3, 4}
+    assert errors[1]["field"] == "content_id" and "no-such-item" in errors[1]["reason"]
+    assert errors[2]["field"] == "read_fraction"
+    assert errors[3]["field"] == "timestamp"
+    assert errors[4]["field"] == "event_id"
+    stored = client.app.state.services.store.existing_ids("events", [e.get("event_id", "") for e in batch])
+    assert stored == {"api-api-user-0", "api-api-user-4"}
+
+
+def test_batch_length_and_body_size_limits(client):
+    items = _items(client)
+    too_many = {"events": [_event(i, items[0]) for i in range(1001)]}
+    r = client.post("/v1/events", json=too_many)
+    assert r.status_code == 422 and "1000" in r.json()["error"]
+    r = client.post("/v1/events", content=b'{"events": [' + b" " * (1 << 20) + b"]}",
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and "error" in r.json()
+    assert client.app.state.services.store.user_event_count("api-user") == 0
+
+
+def test_mastery_changes_after_new_events(client):
+    store = client.app.state.services.store
+    user = store.read_table("users")["user_id"].iloc[0]
+    before = client.get(f"/v1/users/{user}/mastery")
+    assert before.status_code == 200, before.text
+    b = before.json()
+    assert b["n_events"] == store.user_interaction_count(user) and b["topics"]
+    # practise one topic a lot, all understood
+    items = store.read_table("items")
+    topic = b["topics"][0]["topic_id"]
+    on_topic = items[items["topics"].str.split("|").str[0] == topic]["content_id"].tolist()
+    batch = [_event(i, on_topic[i % len(on_topic)], user=user, minutes=60 * 24 * 60 + i) for i in range(20)]
+    assert client.post("/v1/events", json={"events": batch}).json()["accepted"] == 20
+    after = client.get(f"/v1/users/{user}/mastery").json()
+    assert after["n_events"] == b["n_events"] + 20
+    m_before = {t["topic_id"]: t for t in b["topics"]}[topic]
+    m_after = {t["topic_id"]: t for t in after["topics"]}[topic]
+    assert m_after["n_obs"] == m_before["n_obs"] + 20
+    assert m_after["mastery"] != m_before["mastery"]
+    # the served tracker absorbed them on ingest: the stored state matches the log without a rebuild
+    learner = client.app.state.services.learner()
+    rec = learner.tracker.store.load(user)
+    assert rec.meta.n_events == after["n_events"]
