@@ -1,0 +1,161 @@
+"""``kt mastery``: per-user topic mastery from a KT model.
+
+    kt mastery score   [--world DIR] [--checkpoint PATH | --model-uri URI] --out mastery.parquet
+    torchrun --nproc_per_node 2 -m kt.cli mastery score ... --out DIR   # DIR/part-{rank}.parquet
+    kt mastery quality [--world DIR] [--checkpoint PATH | --model-uri URI] [--out report.json]
+    kt mastery show    [--world DIR] [--checkpoint PATH | --model-uri URI] --user u001 [--user ...]
+
+Without --checkpoint/--model-uri the registry's champion (``Settings.registered_model``) is used.
+Definitions (representative items, confidence, stages): docs/mastery.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("mastery", help="topic mastery: batch scoring, quality vs the simulator, per-user view")
+    sub = p.add_subparsers(dest="mastery_command", metavar="ACTION", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--world", type=Path, help="world directory (default: Settings.world_dir)")
+        src = sp.add_mutually_exclusive_group()
+        src.add_argument("--checkpoint", type=Path, help="a ktpath checkpoint (.pt)")
+        src.add_argument("--model-uri", help="MLflow model URI (default: the champion)")
+        sp.add_argument("--device", help="auto | cpu | cuda (default: Settings.device)")
+        sp.add_argument("--panel-size", type=int, default=5, help="representative items per topic")
+        sp.add_argument("--half-life-days", type=float, default=7.0, help="confidence half-life")
+        sp.add_argument("--mastered", type=float, default=0.8, help="mastery threshold of the mastered stage")
+        sp.add_argument("--min-obs", type=int, default=3, help="interactions below which a topic is new")
+
+    s = sub.add_parser("score", help="score every user of the event store into Parquet (bounded memory)")
+    common(s)
+    s.add_argument("--out", type=Path, required=True, help="output .parquet (a directory of part files under torchrun)")
+    s.add_argument("--chunk-users", type=int, default=20_000, help="users held in memory at once")
+    s.add_argument("--batch-users", type=int, default=256, help="users per model batch")
+    s.add_argument("--practiced-only", action="store_true", help="only topics the user practised")
+    s.set_defaults(func=run_score)
+
+    q = sub.add_parser("quality", help="estimated vs true mastery on a simulated world, with baselines")
+    common(q)
+    q.add_argument("--max-users", type=int, help="cap on evaluated test users")
+    q.add_argument("--no-bkt", action="store_true", help="skip the BKT baseline")
+    q.add_argument("--out", type=Path, help="JSON report path")
+    q.set_defaults(func=run_quality)
+
+    v = sub.add_parser("show", help="a few users' mastery and stages next to their true mastery")
+    common(v)
+    v.add_argument("--user", action="append", required=True, help="user id (repeatable)")
+    v.set_defaults(func=run_show)
+
+
+def _config(args):
+    from kt.mastery.config import MasteryConfig, StageThresholds
+
+    try:
+        return MasteryConfig(panel_size=args.panel_size, half_life_days=args.half_life_days,
+                             stages=StageThresholds(min_obs=args.min_obs, mastered=args.mastered))  # fmt: skip
+    except ValueError as exc:
+        from kt.cli import CLIError
+
+        raise CLIError(str(exc)) from None
+
+
+def _setup(args):
+    """(settings, loaded model, world dir, items table, catalog)."""
+    import pandas as pd
+
+    from kt.cli import CLIError
+    from kt.config import Settings, resolve_device
+    from kt.mastery.catalog import TopicCatalog
+
+    settings = Settings.from_env()
+    device = resolve_device(args.device or settings.device)
+    world = Path(args.world or settings.world_dir)
+    if not (world / "items.parquet").exists():
+        raise CLIError(f"{world}: not a world directory (no items.parquet); generate one with `kt sim`")
+    try:
+        if args.checkpoint:
+            from kt.models.checkpoint import load_checkpoint
+
+            loaded = load_checkpoint(args.checkpoint, map_location=device)
+        elif args.model_uri:
+            from kt.train.tracking import load_model_uri
+
+            loaded = load_model_uri(settings, args.model_uri, map_location=device)
+        else:
+            from kt.train.tracking import load_champion
+
+            loaded = load_champion(settings, map_location=device)
+    except (FileNotFoundError, ValueError, LookupError) as exc:
+        raise CLIError(str(exc)) from None
+    if loaded.concept_vocab is None:
+        raise CLIError("the model carries no concept vocabulary; mastery needs concept tokens = topic ids")
+    items = pd.read_parquet(world / "items.parquet", columns=["content_id", "topics"])
+    topics_file = world / "topics.parquet"
+    topics = pd.read_parquet(topics_file, columns=["topic_id"])["topic_id"].astype(str).tolist() if topics_file.exists() else None
+    cfg = _config(args)
+    catalog = TopicCatalog.build(loaded.model, loaded.item_vocab, loaded.concept_vocab, items, topics, cfg.panel_size)
+    return settings, loaded, world, items, catalog, cfg
+
+
+def model_version(loaded) -> str:
+    m = loaded.meta
+    if m.get("registered_model") and m.get("version"):
+        return f"{m['registered_model']}/{m['version']}"
+    return str(m.get("model_uri") or m.get("path") or "unversioned")
+
+
+def run_score(args) -> int:
+    from kt.mastery.batch import score_world
+    from kt.train.distributed import barrier, cleanup_distributed, init_distributed
+
+    _, loaded, world, _, catalog, cfg = _setup(args)
+    info = init_distributed(loaded.model.device.type)
+    out = Path(args.out)
+    if info.enabled:
+        out = out / f"part-{info.rank}.parquet"
+    try:
+        summary = score_world(loaded.model, catalog, world, out, cfg, chunk_users=args.chunk_users,
+                              batch_users=args.batch_users, rank=info.rank, world_size=info.world_size,
+                              practiced_only=args.practiced_only)  # fmt: skip
+        barrier()
+    finally:
+        cleanup_distributed()
+    print(json.dumps(summary.__dict__))
+    return 0
+
+
+def run_quality(args) -> int:
+    from kt.mastery.quality import evaluate_quality, format_report
+
+    settings, loaded, world, _, catalog, cfg = _setup(args)
+    report = evaluate_quality(loaded.model, catalog, world, cfg, split_seed=settings.seed,
+                              max_users=args.max_users, bkt=not args.no_bkt)  # fmt: skip
+    print(format_report(report))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+def run_show(args) -> int:
+    from kt.cli import CLIError
+    from kt.mastery.demo import demo_report, format_demo
+    from kt.mastery.quality import load_interactions
+    from kt.mastery.tracker import MasteryTracker
+
+    _, loaded, world, _, catalog, cfg = _setup(args)
+    inter = load_interactions(world)
+    inter = inter[inter["user_id"].isin(args.user)]
+    unknown = sorted(set(args.user) - set(inter["user_id"]))
+    if unknown:
+        raise CLIError(f"{world}: no interactions for user(s) {', '.join(unknown)}")
+    tracker = MasteryTracker(loaded.model, loaded.item_vocab, loaded.concept_vocab, catalog, cfg,
+                             model_version=model_version(loaded))  # fmt: skip
+    tracker.observe_many(inter.rename(columns={"t": "timestamp"}))
+    print(format_demo(demo_report(world, tracker, args.user)))
+    return 0

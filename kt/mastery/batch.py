@@ -1,0 +1,227 @@
+"""Batch mastery scoring of every user in an event store, in bounded memory.
+
+Pipeline (``score_world``):
+
+1. one streaming pass over the world's ``events/`` dataset: record batches are labelled with
+   the outcome rule (:func:`kt.data.outcome.events_to_interactions`), users outside this
+   rank's shard (stable hash of user_id mod world_size) are dropped, and the rest are spread
+   over ``n_buckets`` temporary Parquet files by user hash, so each bucket holds whole users;
+2. each bucket (about ``chunk_users`` users) is read, sorted by (user, time) and scored with
+   :func:`score_interactions`: users of similar length are batched through the model's
+   online state (:mod:`kt.mastery.replay`) and every topic's representative panel is queried;
+3. rows are appended to one Parquet file per rank (``part-{rank}.parquet`` when sharded).
+
+Memory is bounded by one bucket plus one model batch, whatever the number of users; the
+cost is one read of the events plus one write and read of the buckets (linear in events).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from kt.mastery import state as st
+from kt.mastery.catalog import TopicCatalog
+from kt.mastery.config import MasteryConfig
+from kt.mastery.replay import Padded, mastery_of_groups, replay, topic_stats
+from kt.mastery.stages import confidence, stage_codes, stage_names
+from kt.mastery.tracker import seconds_to_timestamps, series_to_seconds
+from kt.models.base import KTModel
+
+OUTPUT_SCHEMA = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("topic_id", pa.string()),
+        ("mastery", pa.float64()),
+        ("confidence", pa.float64()),
+        ("n_obs", pa.int64()),
+        ("stage", pa.string()),
+        ("last_practiced", pa.timestamp("us", tz="UTC")),
+        ("updated_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+INTERACTION_FIELDS = ["user_id", "content_id", "topic_id", "t", "outcome"]
+
+
+def user_hash(user_ids: np.ndarray) -> np.ndarray:
+    """Stable uint64 hash of user ids (identical in every process, unlike ``hash()``)."""
+    return pd.util.hash_array(np.asarray(user_ids, dtype=object))
+
+
+@dataclass
+class ScoreSummary:
+    out: str
+    rank: int
+    world_size: int
+    n_users: int
+    n_interactions: int
+    n_rows: int
+    n_buckets: int
+    as_of: str
+    seconds: float
+
+
+# --------------------------------------------------------------- in-memory scoring
+def score_interactions(
+    model: KTModel,
+    catalog: TopicCatalog,
+    interactions: pd.DataFrame,
+    config: MasteryConfig,
+    now: float | None = None,
+    batch_users: int = 256,
+    practiced_only: bool = False,
+) -> pd.DataFrame:
+    """Mastery rows (user x topic) from interactions (user_id, content_id, topic_id, timestamp
+    or t [unix s], outcome). ``now``: unix seconds of the as-of time (default: latest event)."""
+    if interactions.empty:
+        return pd.DataFrame({f.name: pd.Series(dtype=object) for f in OUTPUT_SCHEMA}).drop(columns="updated_at")
+    df = interactions
+    t = df["t"].to_numpy(np.float64) if "t" in df.columns else series_to_seconds(df["timestamp"])
+    users = df["user_id"].astype(str).to_numpy()
+    order = np.lexsort((np.arange(len(df)), t, users))
+    users, t = users[order], t[order]
+    items, concepts, pos = catalog.encode_frame(df["content_id"].iloc[order], df["topic_id"].iloc[order])
+    responses = df["outcome"].to_numpy(np.int64)[order].clip(0, 1)
+    uniq, starts = np.unique(users, return_index=True)
+    ends = np.append(starts[1:], len(users))
+    now_s = float(t.max()) if now is None else float(now)
+    # batch users of similar length together (less padding, fewer replay steps)
+    by_len = np.argsort(ends - starts, kind="stable")
+    dims = st.batch_dims(model)
+    frames = []
+    for b0 in range(0, len(uniq), batch_users):
+        sel = by_len[b0 : b0 + batch_users]
+        rows = [(items[starts[u] : ends[u]], concepts[starts[u] : ends[u]], responses[starts[u] : ends[u]], pos[starts[u] : ends[u]]) for u in sel]
+        data = Padded.from_lists(rows)
+        times = np.zeros(data.items.shape)
+        for j, u in enumerate(sel):
+            times[j, : ends[u] - starts[u]] = t[starts[u] : ends[u]]
+        res = replay(model, catalog, model.init_state(len(sel)), dims, data)
+        mastery = mastery_of_groups(model, catalog, res.groups, dims, len(sel))
+        n_obs, last, pm = topic_stats(data, times, res.practiced, catalog.num_topics)
+        frames.append(_rows(uniq[sel], catalog.topic_ids, mastery, n_obs, last, pm, now_s, config, practiced_only))
+    out = pd.concat(frames, ignore_index=True)
+    return out.sort_values(["user_id", "topic_id"], kind="stable", ignore_index=True)
+
+
+def _rows(user_ids, topic_ids, mastery, n_obs, last, pm, now_s, config, practiced_only) -> pd.DataFrame:
+    b, k = mastery.shape
+    since = now_s - last
+    codes = stage_codes(mastery, n_obs, since, pm, config)
+    conf = np.where(np.isnan(mastery), 0.0, confidence(n_obs, since, config))
+    df = pd.DataFrame(
+        {
+            "user_id": np.repeat(np.asarray(user_ids, dtype=object), k),
+            "topic_id": np.tile(np.asarray(topic_ids, dtype=object), b),
+            "mastery": mastery.reshape(-1),
+            "confidence": conf.reshape(-1),
+            "n_obs": n_obs.reshape(-1),
+            "stage": stage_names(codes.reshape(-1)),
+            "last_practiced": seconds_to_timestamps(last.reshape(-1)),
+        }
+    )
+    return df[df["n_obs"] > 0].reset_index(drop=True) if practiced_only else df
+
+
+# --------------------------------------------------------------- world scoring
+def iter_interactions(world_dir: Path, items: pd.DataFrame, rule=None, batch_rows: int = 262_144) -> Iterator[pd.DataFrame]:
+    """Stream the world's events as interactions (user_id, content_id, topic_id, t, outcome)."""
+    from kt.data.outcome import events_to_interactions
+
+    events_dir = Path(world_dir) / "events"
+    if not events_dir.exists():
+        raise FileNotFoundError(f"{events_dir}: no events dataset (expected Parquet part files)")
+    dataset = pads.dataset(events_dir, format="parquet")
+    cols = [c for c in ("event_id", "user_id", "content_id", "timestamp", "read_fraction", "dwell_seconds",
+                        "n_highlights", "quiz_correct") if c in dataset.schema.names]  # fmt: skip
+    for rb in dataset.to_batches(columns=cols, batch_size=batch_rows):
+        ev = rb.to_pandas()
+        if ev.empty:
+            continue
+        inter, _ = events_to_interactions(ev, items, rule)
+        inter["t"] = series_to_seconds(inter["timestamp"])
+        yield inter[INTERACTION_FIELDS]
+
+
+def score_world(
+    model: KTModel,
+    catalog: TopicCatalog,
+    world_dir: str | Path,
+    out_path: str | Path,
+    config: MasteryConfig | None = None,
+    chunk_users: int = 20_000,
+    batch_users: int = 256,
+    rank: int = 0,
+    world_size: int = 1,
+    now=None,
+    rule=None,
+    practiced_only: bool = False,
+    tmp_dir: str | Path | None = None,
+) -> ScoreSummary:
+    """Score this rank's users of ``world_dir`` into the Parquet file ``out_path``."""
+    t0 = time.perf_counter()
+    config = config or MasteryConfig()
+    world_dir = Path(world_dir)
+    items = pd.read_parquet(world_dir / "items.parquet", columns=["content_id", "topics"])
+    users_file = world_dir / "users.parquet"
+    n_users_est = pq.ParquetFile(users_file).metadata.num_rows if users_file.exists() else chunk_users
+    n_buckets = max(1, math.ceil(n_users_est / world_size / chunk_users))
+    work = Path(tempfile.mkdtemp(prefix=f"kt-mastery-{rank}-", dir=tmp_dir))
+    writers: dict[int, pq.ParquetWriter] = {}
+    schema = pa.schema([("user_id", pa.string()), ("content_id", pa.string()), ("topic_id", pa.string()),
+                        ("t", pa.float64()), ("outcome", pa.int8())])  # fmt: skip
+    t_max = -math.inf
+    n_inter = 0
+    try:
+        # pass 1: shard + bucket by user hash
+        for inter in iter_interactions(world_dir, items, rule):
+            t_max = max(t_max, float(inter["t"].max()))
+            h = user_hash(inter["user_id"].to_numpy())
+            mine = (h % np.uint64(world_size)) == np.uint64(rank)
+            inter, h = inter[mine], h[mine]
+            n_inter += len(inter)
+            bucket = ((h // np.uint64(world_size)) % np.uint64(n_buckets)).astype(np.int64)
+            for b in np.unique(bucket):
+                part = pa.Table.from_pandas(inter[bucket == b], schema=schema, preserve_index=False)
+                if b not in writers:
+                    writers[b] = pq.ParquetWriter(work / f"bucket-{b}.parquet", schema)
+                writers[b].write_table(part)
+        for w in writers.values():
+            w.close()
+        now_s = t_max if now is None else _seconds(now)
+        as_of = pd.Timestamp(now_s, unit="s", tz="UTC") if math.isfinite(now_s) else pd.Timestamp.now("UTC")
+        # pass 2: score bucket by bucket, append to the output
+        out_path = Path(out_path)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        n_rows = n_users = 0
+        with pq.ParquetWriter(out_path, OUTPUT_SCHEMA) as out:
+            for b in sorted(writers):
+                inter = pq.read_table(work / f"bucket-{b}.parquet").to_pandas()
+                scored = score_interactions(model, catalog, inter, config, now_s, batch_users, practiced_only)
+                scored["updated_at"] = pd.Timestamp.now("UTC").floor("us")
+                out.write_table(pa.Table.from_pandas(scored, schema=OUTPUT_SCHEMA, preserve_index=False))
+                n_rows += len(scored)
+                n_users += scored["user_id"].nunique()
+    finally:
+        for w in writers.values():
+            w.close()
+        shutil.rmtree(work, ignore_errors=True)
+    return ScoreSummary(str(out_path), rank, world_size, n_users, n_inter, n_rows, n_buckets, str(as_of),
+                        time.perf_counter() - t0)  # fmt: skip
+
+
+def _seconds(ts) -> float:
+    from kt.mastery.tracker import to_seconds
+
+    return to_seconds(ts)

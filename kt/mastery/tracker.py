@@ -1,0 +1,260 @@
+"""Online mastery tracking: one event updates a user's mastery without replaying history.
+
+Per user the tracker keeps the model's compact online state (``KTModel.init_state`` /
+``update`` / ``query``: DKT's LSTM state, the window of attention models) plus per-topic
+evidence, persisted in a :class:`MasteryStateStore`. Each ``observe`` loads the state,
+applies ``update`` once and queries the practised topic's representative panel, then saves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from kt.data.sequences import Vocab
+from kt.mastery import state as st
+from kt.mastery.catalog import TopicCatalog
+from kt.mastery.config import MasteryConfig
+from kt.mastery.replay import Padded, mastery_of_groups, replay
+from kt.mastery.stages import confidence, stage_codes, stage_names
+from kt.mastery.store import MasteryStateStore, StateMeta, StoredState
+from kt.models.base import KTModel, KTState
+
+TOPIC_MASTERY_COLUMNS = ["topic_id", "mastery", "confidence", "n_obs", "stage", "last_practiced"]
+
+
+class StaleStateError(RuntimeError):
+    """The stored state was built by another model version; call ``rebuild``."""
+
+
+def to_seconds(ts) -> float:
+    """Unix seconds (float) from a Timestamp, datetime, ISO string or number (already seconds)."""
+    if isinstance(ts, (int, float, np.integer, np.floating)):
+        return float(ts)
+    t = pd.Timestamp(ts)
+    if t.tzinfo is None:
+        t = t.tz_localize("UTC")
+    return (t - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+
+
+def seconds_to_timestamps(seconds: np.ndarray) -> pd.DatetimeIndex:
+    """Unix seconds (NaN = never) -> UTC timestamps at microsecond resolution (NaT for NaN)."""
+    return pd.to_datetime(np.round(np.asarray(seconds, dtype=np.float64) * 1e6), unit="us", utc=True)
+
+
+def series_to_seconds(values: pd.Series) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(values):
+        return values.to_numpy(np.float64)
+    ts = pd.to_datetime(values, utc=True)
+    return ((ts - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(np.float64)
+
+
+class MasteryTracker:
+    """Per-user topic mastery from a KT model, updated online and persisted.
+
+    model, item_vocab, concept_vocab: as in ``LoadedModel`` (concept tokens are topic ids).
+    catalog: a built :class:`TopicCatalog`, or ``item_topics`` (an ``items`` table or a
+      content_id -> topics mapping) from which one is built.
+    state_store: persistence (default: an in-memory SQLite store).
+    model_version: stamped on every saved state; states of another version are stale.
+    """
+
+    def __init__(
+        self,
+        model: KTModel,
+        item_vocab: Vocab | None,
+        concept_vocab: Vocab,
+        catalog: TopicCatalog | pd.DataFrame | Mapping[str, object],
+        config: MasteryConfig | None = None,
+        state_store: MasteryStateStore | None = None,
+        model_version: str = "unversioned",
+        topics: Sequence[str] | None = None,
+    ) -> None:
+        if concept_vocab is None:
+            raise ValueError("MasteryTracker needs the model's concept vocabulary (concept tokens are topic ids)")
+        self.model = model.eval()
+        self.config = config or MasteryConfig()
+        if not isinstance(catalog, TopicCatalog):
+            catalog = TopicCatalog.build(model, item_vocab, concept_vocab, catalog, topics, self.config.panel_size)
+        self.catalog = catalog
+        self.store = state_store or MasteryStateStore()
+        self.model_version = str(model_version)
+        self.dims = st.batch_dims(model)
+
+    @classmethod
+    def from_loaded(cls, loaded, items: pd.DataFrame, **kwargs) -> MasteryTracker:
+        """From a ``kt.models.checkpoint.LoadedModel``; the version defaults to the checkpoint path."""
+        kwargs.setdefault("model_version", str(loaded.meta.get("model_version") or loaded.meta.get("path", "unversioned")))
+        return cls(loaded.model, loaded.item_vocab, loaded.concept_vocab, items, **kwargs)
+
+    # ------------------------------------------------------------------ state
+    def _fresh(self) -> StoredState:
+        return StoredState(self.model.init_state(1), StateMeta(self.model_version))
+
+    def _load(self, user_ids: Sequence[str], allow_stale: bool = False) -> dict[str, StoredState]:
+        found = self.store.load_many(user_ids)
+        out = {}
+        for u in user_ids:
+            rec = found.get(u)
+            if rec is not None and rec.meta.model_version != self.model_version and not allow_stale:
+                raise StaleStateError(
+                    f"state of user {u!r} was built by model version {rec.meta.model_version!r}, "
+                    f"serving {self.model_version!r}: call rebuild(user_id, interactions)"
+                )
+            if rec is not None:
+                rec.state = {k: v.to(self.model.device) for k, v in rec.state.items()}
+            out[u] = rec if rec is not None else self._fresh()
+        return out
+
+    # ---------------------------------------------------------------- ingest
+    def observe(self, user_id: str, content_id: str, outcome: int, timestamp, topic_id: str | None = None) -> None:
+        """Absorb one interaction (events of a user must arrive in time order)."""
+        self._apply({str(user_id): ([str(content_id)], [topic_id], [int(outcome)], [to_seconds(timestamp)])})
+
+    def observe_many(self, interactions: pd.DataFrame) -> None:
+        """Absorb a batch: columns user_id, content_id, outcome, timestamp, optional topic_id.
+
+        Each user's rows are applied in timestamp order (ties keep input order); users are
+        processed together in one batched replay.
+        """
+        missing = {"user_id", "content_id", "outcome", "timestamp"} - set(interactions.columns)
+        if missing:
+            raise ValueError(f"interactions lack column(s) {', '.join(sorted(missing))}")
+        if interactions.empty:
+            return
+        df = interactions.assign(_t=series_to_seconds(interactions["timestamp"]), _i=np.arange(len(interactions)))
+        df = df.sort_values(["user_id", "_t", "_i"], kind="stable")
+        has_topic = "topic_id" in df.columns
+        per_user = {}
+        for uid, g in df.groupby("user_id", sort=False):
+            per_user[str(uid)] = (
+                g["content_id"].astype(str).tolist(),
+                g["topic_id"].tolist() if has_topic else [None] * len(g),
+                g["outcome"].astype(int).tolist(),
+                g["_t"].tolist(),
+            )
+        self._apply(per_user)
+
+    def _apply(self, per_user: dict[str, tuple], base: dict[str, StoredState] | None = None) -> None:
+        users = list(per_user)
+        recs = base if base is not None else self._load(users)
+        rows, ok_users = [], []
+        for u in users:
+            cids, tids, outs, times = per_user[u]
+            items, concepts, pos = self.catalog.encode(cids, tids)
+            rows.append((items, concepts, np.asarray(outs, dtype=np.int64).clip(0, 1), pos))
+            ok_users.append(u)
+        # users whose states share a shape replay together
+        by_sig: dict[tuple, list[int]] = {}
+        for i, u in enumerate(users):
+            by_sig.setdefault(st.signature(recs[u].state, self.dims), []).append(i)
+        saves = []
+        for idx in by_sig.values():
+            state = st.stack([recs[users[i]].state for i in idx], self.dims)
+            data = Padded.from_lists([rows[i] for i in idx])
+            res = replay(self.model, self.catalog, state, self.dims, data)
+            final: dict[int, KTState] = {}
+            for pos, s in res.groups:
+                for j, one in zip(pos, st.split(s, self.dims), strict=True):
+                    final[int(j)] = one
+            for j, i in enumerate(idx):
+                u = users[i]
+                meta = recs[u].meta
+                times = per_user[u][3]
+                topics = data.topics[j, : data.lengths[j]]
+                for t_pos, k in enumerate(topics):
+                    if k < 0:
+                        continue
+                    tid = self.catalog.topic_ids[k]
+                    meta.n_obs[tid] = meta.n_obs.get(tid, 0) + 1
+                    meta.last_practiced[tid] = float(times[t_pos])
+                    meta.practiced_mastery[tid] = float(res.practiced[j, t_pos])
+                meta.n_events += int(data.lengths[j])
+                if times:
+                    meta.last_event_at = max(meta.last_event_at or -math.inf, float(max(times)))
+                meta.model_version = self.model_version
+                saves.append((u, final[j], meta))
+        self.store.save_many(saves)
+
+    def rebuild(self, user_id: str, interactions: pd.DataFrame) -> None:
+        """Rebuild a user's state from their full interaction history (e.g. after a new champion)."""
+        self.reset(user_id)
+        df = interactions
+        if "user_id" in df.columns:
+            df = df[df["user_id"].astype(str) == str(user_id)]
+        else:
+            df = df.assign(user_id=str(user_id))
+        if len(df):
+            self.observe_many(df)
+        else:
+            fresh = self._fresh()
+            self.store.save(str(user_id), fresh.state, fresh.meta)
+
+    def reset(self, user_id: str) -> None:
+        self.store.delete(str(user_id))
+
+    def users(self) -> list[str]:
+        return self.store.users()
+
+    def stale_users(self) -> list[str]:
+        """Users whose stored state was built by another model version."""
+        return self.store.users(self.model_version, stale=True)
+
+    # ----------------------------------------------------------------- read
+    def topic_mastery(self, user_id: str, now=None) -> pd.DataFrame:
+        """One row per catalog topic: topic_id, mastery, confidence, n_obs, stage, last_practiced.
+
+        ``now`` defaults to the time of the user's latest interaction (reproducible); pass the
+        wall clock to let confidence and review stages age with real time.
+        """
+        rec = self._load([str(user_id)])[str(user_id)]
+        mastery = mastery_of_groups(self.model, self.catalog, [(np.array([0]), rec.state)], self.dims, 1)[0]
+        return self._frame(mastery, rec.meta, now)
+
+    def _frame(self, mastery: np.ndarray, meta: StateMeta, now) -> pd.DataFrame:
+        topics = self.catalog.topic_ids
+        n_obs = np.array([meta.n_obs.get(t, 0) for t in topics], dtype=np.int64)
+        last = np.array([meta.last_practiced.get(t, np.nan) for t in topics], dtype=np.float64)
+        pm = np.array([meta.practiced_mastery.get(t, np.nan) for t in topics], dtype=np.float64)
+        now_s = to_seconds(now) if now is not None else (meta.last_event_at if meta.last_event_at is not None else np.nan)
+        since = now_s - last
+        return build_frame(topics, mastery, n_obs, last, pm, since, self.config)
+
+    @torch.no_grad()
+    def predict_success(self, user_id: str, content_ids: Sequence[str]) -> np.ndarray:
+        """P(success) (Q,) on each content item via ``model.query``; new items are scored through
+        their primary topic with item index 0; items with no known topic give NaN."""
+        cids = [str(c) for c in content_ids]
+        rec = self._load([str(user_id)])[str(user_id)]
+        known = [c in self.catalog.item_topic for c in cids]
+        out = np.full(len(cids), np.nan)
+        sel = [c for c, k in zip(cids, known, strict=True) if k]
+        if sel:
+            items, concepts, _ = self.catalog.encode(sel)
+            dev = self.model.device
+            logits = self.model.query(rec.state, torch.as_tensor(items, device=dev).view(1, -1),
+                                      torch.as_tensor(concepts, device=dev).view(1, -1))
+            out[np.flatnonzero(known)] = torch.sigmoid(logits.float()).view(-1).cpu().numpy()
+        return out
+
+
+def build_frame(topics, mastery, n_obs, last, pm, since, cfg: MasteryConfig) -> pd.DataFrame:
+    """The ``topic_mastery`` table from per-topic arrays (shared with batch scoring)."""
+    codes = stage_codes(mastery, n_obs, since, pm, cfg)
+    conf = confidence(n_obs, since, cfg)
+    return pd.DataFrame(
+        {
+            "topic_id": list(topics),
+            "mastery": mastery,
+            "confidence": np.where(np.isnan(mastery), 0.0, conf),
+            "n_obs": n_obs,
+            "stage": stage_names(codes),
+            "last_practiced": seconds_to_timestamps(last),
+        }
+    )
+
+

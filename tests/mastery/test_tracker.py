@@ -1,0 +1,118 @@
+"""Online tracker: equals a full recompute, survives restarts, scores new items, handles versions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kt.mastery import MasteryConfig, MasteryStateStore, MasteryTracker, StaleStateError
+from kt.mastery.reference import forward_query, full_recompute, full_recompute_practiced
+from kt.models.base import available_models
+
+
+def _history(interactions: pd.DataFrame, n_users: int = 4, max_len: int = 40) -> pd.DataFrame:
+    users = interactions["user_id"].drop_duplicates().head(n_users)
+    df = interactions[interactions["user_id"].isin(users)].groupby("user_id").head(max_len)
+    return df.rename(columns={"t": "timestamp"}).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("name", available_models())
+def test_online_equals_full_recompute(name, vocabs, items, topics, interactions, make_model):
+    model = make_model(name)
+    tracker = MasteryTracker(model, *vocabs, items, topics=topics)
+    hist = _history(interactions)
+    half = len(hist) // 2
+    tracker.observe_many(hist.iloc[:half])  # batched, several users at once
+    for r in hist.iloc[half:].itertuples():  # then one event at a time
+        tracker.observe(r.user_id, r.content_id, r.outcome, r.timestamp, topic_id=r.topic_id)
+
+    for user, h in hist.groupby("user_id"):
+        it, co, pos = tracker.catalog.encode(h["content_id"].tolist(), h["topic_id"].tolist())
+        resp = h["outcome"].to_numpy()
+        online = tracker.topic_mastery(user)
+        np.testing.assert_allclose(online["mastery"].to_numpy(), full_recompute(model, tracker.catalog, it, co, resp), atol=1e-5)
+        assert online["n_obs"].sum() == len(h)
+        # mastery right after each topic's last practice (drives "needs review")
+        practiced = full_recompute_practiced(model, tracker.catalog, it, co, resp, pos)
+        stored = tracker.store.load(user).meta.practiced_mastery
+        last_of = pd.Series(practiced, index=h["topic_id"].to_numpy()).groupby(level=0).last()
+        for topic, value in last_of.items():
+            assert stored[topic] == pytest.approx(value, abs=1e-5)
+        # predicted success on arbitrary items == forward over the history
+        cids = items["content_id"].head(7).tolist()
+        qi, qc, _ = tracker.catalog.encode(cids)
+        np.testing.assert_allclose(tracker.predict_success(user, cids), forward_query(model, it, co, resp, qi, qc), atol=1e-5)
+
+
+def test_batch_observe_equals_one_by_one(vocabs, items, topics, interactions, make_model):
+    model = make_model("dkt")
+    hist = _history(interactions, n_users=5)
+    a = MasteryTracker(model, *vocabs, items, topics=topics)
+    b = MasteryTracker(model, *vocabs, items, topics=topics)
+    a.observe_many(hist)
+    for r in hist.itertuples():
+        b.observe(r.user_id, r.content_id, r.outcome, r.timestamp)
+    assert a.users() == b.users() == sorted(hist["user_id"].unique())
+    for u in a.users():
+        pd.testing.assert_frame_equal(a.topic_mastery(u), b.topic_mastery(u), atol=1e-6)
+
+
+def test_state_survives_restart(tmp_path, vocabs, items, topics, interactions, make_model):
+    model = make_model("dkt")
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    hist = _history(interactions, n_users=3)
+    first = MasteryTracker(model, *vocabs, items, state_store=MasteryStateStore(url), model_version="v1", topics=topics)
+    first.observe_many(hist)
+    before = {u: first.topic_mastery(u) for u in first.users()}
+    first.store.close()
+
+    again = MasteryTracker(model, *vocabs, items, state_store=MasteryStateStore(url), model_version="v1", topics=topics)
+    assert again.users() == sorted(before)
+    for u, df in before.items():
+        pd.testing.assert_frame_equal(again.topic_mastery(u), df)
+    # and it keeps learning from where it stopped
+    r = hist.iloc[0]
+    again.observe(r.user_id, r.content_id, 1, r.timestamp + 60)
+    assert again.topic_mastery(r.user_id)["n_obs"].sum() == before[r.user_id]["n_obs"].sum() + 1
+
+
+def test_new_items_scored_through_their_topic(vocabs, items, topics, make_model):
+    item_vocab, concept_vocab = vocabs
+    model = make_model("dkt")
+    tracker = MasteryTracker(model, item_vocab, concept_vocab, items, topics=topics)
+    tracker.catalog.add_items({"brand-new": topics[2]})
+    tracker.observe("u", "brand-new", 1, "2026-01-05T10:00:00Z")
+    tracker.observe("u", "never-seen", 0, "2026-01-05T10:05:00Z", topic_id=topics[3])
+    p = tracker.predict_success("u", ["brand-new", "unknown-anywhere"])
+    assert 0.0 < p[0] < 1.0 and np.isnan(p[1])
+    tm = tracker.topic_mastery("u").set_index("topic_id")
+    assert tm.loc[topics[2], "n_obs"] == 1 and tm.loc[topics[3], "n_obs"] == 1
+    with pytest.raises(KeyError, match="unknown-anywhere"):
+        tracker.observe("u", "unknown-anywhere", 1, "2026-01-05T10:06:00Z")
+
+
+def test_new_model_version_needs_rebuild(tmp_path, vocabs, items, topics, interactions, make_model):
+    model = make_model("dkt")
+    store = MasteryStateStore(f"sqlite:///{tmp_path / 's.db'}")
+    hist = _history(interactions, n_users=2)
+    MasteryTracker(model, *vocabs, items, state_store=store, model_version="v1", topics=topics).observe_many(hist)
+    newer = make_model("dkt", seed=1)  # the new champion: other weights
+    champion = MasteryTracker(newer, *vocabs, items, state_store=store, model_version="v2", topics=topics)
+    user = hist["user_id"].iloc[0]
+    assert champion.stale_users() == sorted(hist["user_id"].unique())
+    with pytest.raises(StaleStateError, match="rebuild"):
+        champion.topic_mastery(user)
+    champion.rebuild(user, hist)
+    fresh = MasteryTracker(newer, *vocabs, items, model_version="v2", topics=topics)
+    fresh.observe_many(hist[hist["user_id"] == user])
+    pd.testing.assert_frame_equal(champion.topic_mastery(user), fresh.topic_mastery(user))
+    assert user not in champion.stale_users()
+
+
+def test_topic_mastery_columns_and_unknown_user(vocabs, items, topics, make_model):
+    tracker = MasteryTracker(make_model("dkt"), *vocabs, items, config=MasteryConfig(), topics=topics)
+    tm = tracker.topic_mastery("nobody")
+    assert list(tm.columns) == ["topic_id", "mastery", "confidence", "n_obs", "stage", "last_practiced"]
+    assert len(tm) == len(topics) and (tm["stage"] == "new").all() and (tm["confidence"] == 0).all()
+    assert tracker.users() == []
