@@ -13,7 +13,7 @@ MODELS = available_models()
 
 
 def test_builtin_models_registered():
-    assert {"dkt"} <= set(MODELS)
+    assert {"dkt", "sakt", "akt"} <= set(MODELS)
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -79,8 +79,9 @@ def test_trailing_padding_does_not_change_real_positions(name, kit):
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_online_update_query_equals_forward(name, kit):
-    model = kit.tiny_model(name).eval()
+@pytest.mark.parametrize("num_blocks", [1, 2])
+def test_online_update_query_equals_forward(name, num_blocks, kit):
+    model = kit.tiny_model(name, num_blocks=num_blocks, num_layers=num_blocks).eval()
     b, t, q = 3, 15, 4  # t < max_len: the whole history fits the window
     batch = kit.random_batch(b, t, seed=7)
     full = model(batch)
