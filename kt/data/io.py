@@ -86,6 +86,14 @@ def _read_csv_raw(path: Path, schema: TableSchema) -> tuple[pd.DataFrame, list[t
         fld = header[col_idx] if line_no > 1 and col_idx < len(header) else "-"
         row = line_no - 1 if line_no > 1 else None
         raise DataError(path, row, fld, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
+    try:
+        first = next(csv.reader(io.StringIO(text[: text.find("\n") + 1 or len(text)], newline="")))
+    except (csv.Error, StopIteration):
+        first = []
+    fast = _read_csv_fast(path, first) if first else None
+    if fast is not None:
+        return fast, []
+    # Slow, exact path: Python's csv module reports each malformed row precisely.
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
@@ -116,6 +124,32 @@ def _read_csv_raw(path: Path, schema: TableSchema) -> tuple[pd.DataFrame, list[t
     return df, malformed
 
 
+def _read_csv_fast(path: Path, header: list[str]) -> pd.DataFrame | None:
+    """pyarrow's CSV reader for well-formed files; None when any row is structurally off (wrong field
+    count, blank line, unterminated quote), and the caller re-reads with the exact, slower parser."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(encoding="utf8"),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={h: pa.string() for h in header}, strings_can_be_null=True,
+                quoted_strings_can_be_null=True, null_values=[""],
+            ),
+        )
+    except (pa.ArrowInvalid, ValueError):
+        return None
+    if table.num_rows == 0 or table.column_names != header:
+        return None
+    df = table.to_pandas()
+    df.columns = [str(c).strip() for c in df.columns]
+    df["_row"] = np.arange(1, len(df) + 1, dtype=np.int64)
+    return df
+
+
 def _read_parquet_raw(path: Path) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise DataError(path, None, "-", "empty file")
@@ -144,44 +178,50 @@ def _table_files(path: Path) -> list[Path]:
 
 
 # ----------------------------------------------------------------------------- validation core
-@dataclass
 class _Problems:
-    """First problem per row position (index into the frame being validated)."""
+    """First problem per row position (index into the frame being validated).
 
-    n: int
-    field: np.ndarray = None  # type: ignore[assignment]
-    code: np.ndarray = None  # type: ignore[assignment]
-    reason: np.ndarray = None  # type: ignore[assignment]
+    ``values`` holds the column currently checked, so reason functions see the offending value.
+    """
 
-    def __post_init__(self) -> None:
-        self.field = np.full(self.n, None, dtype=object)
-        self.code = np.full(self.n, None, dtype=object)
-        self.reason = np.full(self.n, None, dtype=object)
+    def __init__(self, n: int) -> None:
+        self.bad = np.zeros(n, dtype=bool)
+        self.field = np.full(n, None, dtype=object)
+        self.code = np.full(n, None, dtype=object)
+        self.reason = np.full(n, None, dtype=object)
+        self.values: pd.Series = pd.Series([None] * n, dtype=object)
 
-    @property
-    def bad(self) -> np.ndarray:
-        return self.code != None  # noqa: E711  (elementwise)
-
-    def add(self, mask: np.ndarray, fld: str, code: str, reasons) -> None:
+    def add(self, mask: np.ndarray, fld: str, code: str, reason) -> None:
+        """Record a problem for rows in ``mask`` that have none yet. ``reason`` is a string or a function
+        of one row's value (called only for those rows, so clean data costs no message formatting)."""
         new = np.asarray(mask, bool) & ~self.bad
         if not new.any():
             return
+        self.bad |= new
         self.field[new] = fld
         self.code[new] = code
-        self.reason[new] = reasons[new] if isinstance(reasons, np.ndarray) else reasons
+        if isinstance(reason, str):
+            self.reason[new] = reason
+        else:  # materialise only the offending values (object conversion of a whole column is slow)
+            self.reason[new] = [reason(v) for v in self.values.iloc[np.flatnonzero(new)].astype(object).tolist()]
 
 
 def _coerce(values: pd.Series, col: Column, now: pd.Timestamp) -> tuple[pd.Series, np.ndarray, np.ndarray, str]:
     """Convert one column. Returns (typed series, type-error mask, constraint-error mask, constraint code)."""
     present = values.notna().to_numpy()
-    if col.dtype == "str":
+    if col.dtype == "str" and pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        arrow = values.astype(pd.StringDtype("pyarrow"))  # vectorised string ops
+        blank = arrow.str.strip().str.len().eq(0).fillna(False).to_numpy(bool)
+        typed = values.astype(object).where(values.notna() & ~blank, None)
+        bad_type = np.zeros(len(values), bool)
+    elif col.dtype == "str":
         typed = values.map(lambda v: v if isinstance(v, str) else (str(v) if isinstance(v, int | np.integer) else None),
                            na_action="ignore")
         bad_type = present & typed.isna().to_numpy()
         typed = typed.where(~bad_type, None).astype(object)
         typed = typed.where(typed.map(lambda v: v is None or v.strip() != "", na_action="ignore").fillna(True), None)
     elif col.dtype in ("float", "int"):
-        num = pd.to_numeric(values, errors="coerce") if values.dtype == object else values.astype(float)
+        num = values.astype(float) if pd.api.types.is_numeric_dtype(values) else pd.to_numeric(values, errors="coerce")
         num = num.astype(float)
         bad_type = present & (num.isna() | ~np.isfinite(num.fillna(0))).to_numpy()
         if col.dtype == "int":
@@ -207,12 +247,18 @@ def _coerce(values: pd.Series, col: Column, now: pd.Timestamp) -> tuple[pd.Serie
     if col.max is not None:
         bad_con |= ok & (typed > col.max).fillna(False).to_numpy(bool)
     if col.choices is not None:
-        bad_con |= ok & _flag(typed, lambda v: any(x not in col.choices for x in (_split(v) if col.is_list else [v])))
+        if col.is_list:
+            bad_con |= ok & _flag(typed, lambda v: any(x not in col.choices for x in _split(v)))
+        else:
+            bad_con |= ok & ~typed.isin(col.choices).to_numpy(bool)
     if col.pattern is not None:
         import re
 
         rx = re.compile(col.pattern)
-        bad_con |= ok & _flag(typed, lambda v: any(not rx.fullmatch(x) for x in (_split(v) if col.is_list else [v])))
+        if col.is_list:
+            bad_con |= ok & _flag(typed, lambda v: any(not rx.fullmatch(x) for x in _split(v)))
+        else:
+            bad_con |= ok & ~typed.astype(object).str.fullmatch(col.pattern).fillna(False).to_numpy(bool)
     return typed, bad_type, bad_con, "out_of_range"
 
 
@@ -222,8 +268,19 @@ def _flag(values: pd.Series, test) -> np.ndarray:
                        dtype=bool, count=len(values))
 
 
+def _show(v: object) -> str:
+    text = repr(v) if isinstance(v, str) else str(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _split(v: str) -> list[str]:
     return [x.strip() for x in v.split(LIST_SEPARATOR)]
+
+
+def _constraint_reason(v: object, col: Column) -> str:
+    if col.dtype == "timestamp":
+        return f"impossible timestamp {_show(v)} (before {MIN_TIMESTAMP.date()} or in the future)"
+    return f"{_show(v)} {_constraint_text(col)}"
 
 
 def _constraint_text(col: Column) -> str:
@@ -250,15 +307,10 @@ def _validate_frame(
         t, bad_type, bad_con, con_code = _coerce(values, col, now)
         if not col.nullable:
             probs.add(t.isna().to_numpy() & ~bad_type, col.name, "missing", "missing required value")
-        shown = values.astype(str).str.slice(0, 40).to_numpy(dtype=object)
+        probs.values = values
         probs.add(bad_type, col.name, "bad_timestamp" if col.dtype == "timestamp" else "bad_type",
-                  np.array([f"not a {col.dtype}: {v!r}" for v in shown], dtype=object))
-        if col.dtype == "timestamp":
-            reason = np.array([f"impossible timestamp {v} (before {MIN_TIMESTAMP.date()} or in the future)" for v in shown],
-                              dtype=object)
-        else:
-            reason = np.array([f"{v!r} {_constraint_text(col)}" for v in shown], dtype=object)
-        probs.add(bad_con, col.name, con_code, reason)
+                  lambda v, c=col: f"not a {c.dtype}: {_show(v)}")
+        probs.add(bad_con, col.name, con_code, lambda v, c=col: _constraint_reason(v, c))
         typed[col.name] = t
     # Duplicate keys: within the frame (the first occurrence wins) and against already-known ids.
     if schema.key:
@@ -284,13 +336,12 @@ def _validate_frame(
         if col.is_list:
             missing = vals.map(lambda v, t=target: [x for x in _split(v) if x not in t], na_action="ignore")
             bad = _flag(missing, bool)
-            reasons = np.array([f"unknown {fk.target}: {', '.join(m)}" if isinstance(m, list) else "" for m in missing],
-                               dtype=object)
-            probs.add(bad, fk.column, "unknown_id", reasons)
+            probs.values = missing
+            probs.add(bad, fk.column, "unknown_id", lambda m, t=fk.target: f"unknown {t}: {', '.join(m)}")
         else:
             bad = vals.notna().to_numpy() & ~vals.isin(target).to_numpy()
-            reasons = np.array([f"unknown {fk.target} {v!r}" for v in vals.astype(str)], dtype=object)
-            probs.add(bad, fk.column, "unknown_id", reasons)
+            probs.values = vals
+            probs.add(bad, fk.column, "unknown_id", lambda v, t=fk.target: f"unknown {t} {_show(v)}")
     return typed, probs, unchecked
 
 

@@ -135,22 +135,17 @@ def events_to_interactions(
     topic = events["content_id"].map(primary)
     unknown = topic.isna().to_numpy()
     keep = ~np.isnan(label) & ~unknown
-    out = pd.DataFrame(
-        {
-            "event_id": events["event_id"].to_numpy()[keep],
-            "user_id": events["user_id"].to_numpy()[keep],
-            "content_id": events["content_id"].to_numpy()[keep],
-            "topic_id": topic.to_numpy()[keep],
-            "timestamp": events["timestamp"].to_numpy()[keep],
-            "outcome": label[keep].astype(np.int8),
-        }
-    )
+    out = events.loc[keep, ["event_id", "user_id", "content_id"]].reset_index(drop=True)
+    out["topic_id"] = topic[keep].to_numpy(dtype=object)
+    out["timestamp"] = events["timestamp"][keep].reset_index(drop=True)
+    out["outcome"] = label[keep].astype(np.int8)
     not_quiz = ~has_quiz
+    raw = rule.label(events) if fill is not None else label  # before the ambiguous fill
     report = OutcomeReport(
         n_events=len(events),
         n_quiz=int(has_quiz.sum()),
-        n_understood=int((not_quiz & (rule.label(events) == 1.0)).sum()),
-        n_not_understood=int((not_quiz & (rule.label(events) == 0.0)).sum()),
+        n_understood=int((not_quiz & (raw == 1.0)).sum()),
+        n_not_understood=int((not_quiz & (raw == 0.0)).sum()),
         n_ambiguous=int(ambiguous.sum()),
         ambiguous_policy=rule.ambiguous,
         n_dropped_ambiguous=int((ambiguous & (rule.ambiguous == "drop") & ~unknown).sum()),
@@ -161,10 +156,9 @@ def events_to_interactions(
 
 
 def _encode(values: pd.Series, vocab: Vocab) -> np.ndarray:
-    for token in pd.unique(values.astype(str)):
-        vocab.add(token)
-    lookup = {t: i + 1 for i, t in enumerate(vocab.tokens)}
-    return values.astype(str).map(lookup).to_numpy(np.int64)
+    codes, uniques = pd.factorize(values.astype(str))
+    index = np.fromiter((vocab.add(t) for t in uniques), dtype=np.int64, count=len(uniques))
+    return index[codes]
 
 
 def interactions_to_sequences(
@@ -180,12 +174,13 @@ def interactions_to_sequences(
     concept_vocab = concept_vocab if concept_vocab is not None else Vocab()
     ts = pd.to_datetime(interactions["timestamp"], utc=True)
     times = ((ts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
-    users = interactions["user_id"].astype(str).to_numpy()
-    order = np.lexsort((np.arange(len(users)), times, users))  # last key is primary: user, then time, then input
+    user_codes, uniq = pd.factorize(interactions["user_id"].astype(str), sort=True)
+    # last key is primary: user, then time, then input position (a stable sort)
+    order = np.lexsort((np.arange(len(user_codes)), times, user_codes))
     df = interactions.iloc[order]
-    users, times = users[order], times[order]
-    uniq, starts = np.unique(users, return_index=True)
-    offsets = np.append(starts, len(users)).astype(np.int64)
+    times = times[order]
+    offsets = np.zeros(len(uniq) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(user_codes, minlength=len(uniq)), out=offsets[1:])
     items = _encode(df["content_id"], item_vocab)
     concepts = _encode(df["topic_id"], concept_vocab)
     seqs = KTSequences(
@@ -193,7 +188,7 @@ def interactions_to_sequences(
         items=items,
         concepts=concepts,
         responses=df["outcome"].to_numpy(np.int8),
-        user_ids=uniq.astype(object),
+        user_ids=np.asarray(uniq, dtype=object),
         num_items=len(item_vocab),
         num_concepts=len(concept_vocab),
         times=times,
