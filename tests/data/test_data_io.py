@@ -258,3 +258,17 @@ def test_validate_events_per_item_errors():
     assert accepted["event_id"].tolist() == ["e1"] and accepted["index"].tolist() == [0]
     assert [(r["index"], r["field"]) for r in rejected] == [(1, "content_id"), (2, "event_id"), (3, "read_fraction")]
     assert pd.isna(accepted["quiz_correct"].iloc[0]) and accepted["folder_id"].iloc[0] is None
+
+
+def test_simulator_world_satisfies_the_contract(tmp_path):
+    """The simulator's output (kt.sim) loads with no rejected rows and no unchecked foreign keys."""
+    from kt.sim.config import SimConfig
+    from kt.sim.generate import generate_world
+
+    config = SimConfig(seed=3, n_topics=8, n_items=120, n_users=30, days=5)
+    generate_world(config, tmp_path / "w")
+    end = pd.Timestamp(config.start, tz="UTC") + pd.Timedelta(days=config.days)  # independent of the clock
+    world = load_world(tmp_path / "w", tmp_path / "q", now=end)
+    assert world.n_rejected == 0, world.summary_lines()
+    assert len(world.events) > 0 and len(world.topics) == 8
+    assert not any(r.unchecked_foreign_keys for r in world.results.values())
