@@ -50,6 +50,8 @@ def validate(args: argparse.Namespace) -> int:
             name = args.table or path.name.split(".")[0]
             if name not in SCHEMAS:
                 raise CLIError(f"{path}: cannot tell the table from the name; pass --table ({', '.join(SCHEMAS)})")
+            if path.is_dir() and find_table_path(path, name) is not None:  # a world dir and --table
+                path = find_table_path(path, name)
             results = [load_table(path, get_schema(name), quarantine_dir=quarantine)]
     except (DataError, ValueError, OSError) as exc:
         raise CLIError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None

@@ -166,7 +166,12 @@ def read_pykt_file(path: str | Path, num_items: int | None = None, num_concepts:
         raise DataError(path, row, "responses", f"response {parsed['responses'][bad]} not in {{0, 1}}")
     extras = {c: parsed[c][real] for c in parsed if c not in ("questions", "concepts", "responses", "selectmasks")}
     times = extras["timestamps"] // 1000 if "timestamps" in extras else None
-    folds = pd.to_numeric(df["fold"]).to_numpy(np.int64) if "fold" in df.columns else None
+    folds = None
+    if "fold" in df.columns:
+        fold_num = pd.to_numeric(df["fold"], errors="coerce")
+        if fold_num.isna().any():
+            raise DataError(path, int(np.flatnonzero(fold_num.isna().to_numpy())[0]) + 1, "fold", "not an integer")
+        folds = fold_num.to_numpy(np.int64)
     seqs = KTSequences(
         offsets=offsets,
         items=items.astype(np.int64),

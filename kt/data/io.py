@@ -372,7 +372,8 @@ def load_table(
     known_ids: ``{"table.column": set_of_ids}`` used for foreign keys and, for this table's own key
       (e.g. ``"events.event_id"``), as already-seen ids; targets absent from it are not checked and are
       listed in ``LoadResult.unchecked_foreign_keys``.
-    quarantine_dir: where ``<table>.rejected.csv`` is written when rows are rejected (None: not written).
+    quarantine_dir: where ``<table>.rejected.csv`` is written when rows are rejected (None: not written);
+      a stale one is removed when the table loads clean.
     now: the reference for "in the future" (default: the current time).
     """
     path = Path(path)
@@ -407,11 +408,14 @@ def load_table(
     rejected = rejected.sort_values(["_file", "_row"], kind="stable").reset_index(drop=True)
     summary = dict(Counter(rejected["_code"])) if len(rejected) else {}
     qpath = None
-    if len(rejected) and quarantine_dir is not None:
-        qdir = Path(quarantine_dir)
-        qdir.mkdir(parents=True, exist_ok=True)
-        qpath = qdir / f"{schema.name}.rejected.csv"
-        rejected.to_csv(qpath, index=False)
+    if quarantine_dir is not None:
+        target = Path(quarantine_dir) / f"{schema.name}.rejected.csv"
+        if len(rejected):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            rejected.to_csv(target, index=False)
+            qpath = target
+        elif target.exists():  # the quarantine file always describes the latest load of this table
+            target.unlink()
     return LoadResult(
         table=schema.name,
         files=[str(f) for f in files],

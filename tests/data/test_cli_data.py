@@ -34,6 +34,16 @@ def test_validate_rejected_rows_exit_1(world_dir, tmp_path, capsys):
     assert "nope" in rejected and ",5,content_id,unknown_id," in rejected  # data row 5 (file line 6)
 
 
+def test_validate_one_table_of_a_world_and_stale_quarantine(world_dir, tmp_path, capsys):
+    q = tmp_path / "q"
+    q.mkdir()
+    (q / "items.rejected.csv").write_text("stale\n")
+    code, out, _ = run(capsys, "validate", world_dir, "--table", "items", "--quarantine", q)
+    assert code == 0 and out.startswith("items:") and len(out.strip().splitlines()) == 1
+    assert "foreign keys not checked: items.topics->topics.topic_id" in out
+    assert not (q / "items.rejected.csv").exists()
+
+
 def test_validate_single_file_and_file_errors(tmp_path, capsys):
     good = tmp_path / "topics.csv"
     good.write_text("topic_id,name,parent_id\nt1,A,\nt2,B,t1\nt2,C,\n")
