@@ -167,7 +167,7 @@ class LearnerEnv:
         u = self.user_index(user_id)
         t = self.seconds(at, u)
         latest = float(self.state.last[u].max())
-        if t < latest - 1e-6:
+        if t < latest - 1.0:  # 1 s of slack for timestamps rounded on their way through other layers
             raise ValueError(
                 f"true_mastery({user_id!r}, at={self.timestamp(t)}): before the user's latest practice "
                 f"({self.timestamp(latest)}); use kt.sim.env.read_true_mastery for past times"
