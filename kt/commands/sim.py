@@ -44,7 +44,10 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--out {out}: exists and is not a directory")
     print(f"kt sim: preset {args.preset}, seed {config.seed}: {config.n_topics} topics, {config.n_items} items, "
           f"{config.n_users} users, {config.days} days -> {out}")  # fmt: skip
-    s = generate_world(config, out, progress=not args.quiet)
+    try:
+        s = generate_world(config, out, progress=not args.quiet)
+    except OSError as exc:
+        raise CLIError(f"--out {out}: cannot write the world: {exc.strerror or exc}") from exc
     print(f"  topics {s.n_topics} (prerequisite edges {s.n_prerequisites}), items {s.n_items}, users {s.n_users}")
     print(f"  folders {s.n_folders} ({s.n_folder_items} folder items), events {s.n_events}, "
           f"true-mastery rows {s.n_true_mastery}")  # fmt: skip
