@@ -59,9 +59,9 @@ def _parse_int_lists(path: Path, values: list[str] | np.ndarray, first_row: int,
 
     first_row/row_step turn a list position into the 1-based row/line number used in error messages.
     """
-    values = pd.Series(values, dtype=object).fillna("")
-    lengths = (values.str.count(",") + 1).to_numpy(np.int64, copy=True)
-    lengths[(values.str.len() == 0).to_numpy()] = 0
+    values = [v if isinstance(v, str) else "" for v in values]
+    # str.count is a plain C loop (pandas' .str.count goes through a regex)
+    lengths = np.fromiter((v.count(",") + 1 if v else 0 for v in values), dtype=np.int64, count=len(values))
     joined = ",".join(v for v in values if v)
     try:
         flat = np.fromstring(joined, dtype=np.int64, sep=",") if joined else np.zeros(0, np.int64)
@@ -127,7 +127,7 @@ def read_pykt_file(path: str | Path, num_items: int | None = None, num_concepts:
     path = Path(path)
     _read_lines(path)  # encoding / empty checks with a precise message
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, engine="c")
+        df = pd.read_csv(path, dtype=object, keep_default_na=False, engine="c")
     except (pd.errors.ParserError, ValueError) as exc:
         raise DataError(path, None, "-", f"malformed pyKT CSV: {str(exc).splitlines()[0]}") from None
     for col in ("uid", "concepts", "responses"):
