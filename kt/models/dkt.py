@@ -13,6 +13,8 @@ Departures from the paper (and from pyKT's ``DKT``):
   queried concept (a gather of weight rows), not as a full (B, T, num_concepts) sigmoid.
 * Position 0 (no history) is predicted from a *learned* initial state (h0, c0) rather than
   zeros, so the model has a proper per-concept prior.
+* The LSTM always runs in float32 (TF32 on GPUs), also under bf16 autocast; the rest of the
+  model follows autocast.
 * Sequences are assumed right-padded (padding only after the real interactions). The LSTM
   is causal, so trailing padding never changes the logits of real positions.
 """
@@ -63,6 +65,14 @@ class DKT(KTModel):
         w = self.out(concepts)  # (B, T, H)
         return (self.drop(hidden).float() * w.float()).sum(-1) + self.out_bias(concepts).squeeze(-1).float()
 
+    def _lstm(
+        self, x: torch.Tensor, hc: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        # float32 under any autocast: the LSTM is latency-bound (T sequential steps), so bf16
+        # buys little, and cuDNN's reduced-precision RNN paths vary by version.
+        with torch.autocast(x.device.type, enabled=False):
+            return self.lstm(x.float(), (hc[0].float(), hc[1].float()))
+
     def _initial(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         h0 = self.h0.expand(-1, b, -1).contiguous()
         c0 = self.c0.expand(-1, b, -1).contiguous()
@@ -74,8 +84,8 @@ class DKT(KTModel):
         # only interactions 0..T-2 can influence a prediction
         x = self._interactions(batch.concepts[:, :-1], batch.responses[:, :-1])  # (B, T-1, D)
         if t > 1:
-            hs, _ = self.lstm(x, (h0.to(x.dtype), c0.to(x.dtype)))  # (B, T-1, H)
-            hidden = torch.cat([h0[-1].unsqueeze(1).to(hs.dtype), hs], dim=1)  # (B, T, H)
+            hs, _ = self._lstm(x, (h0, c0))  # (B, T-1, H)
+            hidden = torch.cat([h0[-1].unsqueeze(1), hs], dim=1)  # (B, T, H)
         else:
             hidden = h0[-1].unsqueeze(1)
         return self._score(hidden, batch.concepts)
@@ -91,7 +101,7 @@ class DKT(KTModel):
         self, state: KTState, items: torch.Tensor, concepts: torch.Tensor, responses: torch.Tensor
     ) -> KTState:
         x = self._interactions(concepts.view(-1, 1), responses.view(-1, 1))  # (B, 1, D)
-        _, (h, c) = self.lstm(x, (state["h"].to(x.dtype), state["c"].to(x.dtype)))
+        _, (h, c) = self._lstm(x, (state["h"], state["c"]))
         return {"h": h, "c": c}
 
     @torch.no_grad()
