@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from kt.data.schema import KINDS
+
+# ids and texts: no NUL (PostgreSQL text cannot hold it) and, for ids, no control characters
+Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
+Text = Annotated[str, Field(min_length=1, max_length=4000, pattern=r"^[^\x00]+$")]
 
 EVENT_FIELDS_DOC = (
     "Each event is an object with the data contract's event fields: event_id (str, unique), user_id (str), "
@@ -46,11 +50,11 @@ class IngestResponse(BaseModel):
 class ItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    content_id: str = Field(min_length=1, max_length=128)
-    title: str = Field(min_length=1, max_length=2000)
-    url: str = Field(min_length=1, max_length=4000)
+    content_id: Id
+    title: Text
+    url: Text
     language: str = Field(pattern=r"^[a-z]{2}$", description="ISO 639-1 code.")
-    topics: list[str] = Field(min_length=1, max_length=16, description="Topic ids, first = primary.")
+    topics: list[Id] = Field(min_length=1, max_length=16, description="Topic ids, first = primary.")
     difficulty: float = Field(ge=0.0, le=1.0)
     kind: Literal[KINDS] = "article"  # type: ignore[valid-type]
     created_at: datetime | None = Field(default=None, description="Defaults to now.")
@@ -63,11 +67,11 @@ class ItemBatch(BaseModel):
 class FolderIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    folder_id: str = Field(min_length=1, max_length=128)
-    user_id: str = Field(min_length=1, max_length=128)
-    name: str = Field(min_length=1, max_length=2000)
+    folder_id: Id
+    user_id: Id
+    name: Text
     created_at: datetime | None = None
-    items: list[str] = Field(default=[], max_length=10_000, description="content_ids filed into the folder.")
+    items: list[Id] = Field(default=[], max_length=10_000, description="content_ids filed into the folder.")
 
 
 class FolderBatch(BaseModel):

@@ -12,7 +12,7 @@ import pytest
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
-API_KEY = "test-key"
+from api_helpers import API_KEY, make_settings
 
 
 def _train_and_register(settings, world_dir: Path, out: Path, seed: int) -> int:
@@ -72,12 +72,6 @@ def db_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'kt.db'}"
     return request.getfixturevalue("pg_server").create_database()
-
-
-def make_settings(home: Path, db_url: str):
-    from kt.config import Settings
-
-    return Settings(home=home, db_url=db_url, api_keys=(API_KEY,))
 
 
 @pytest.fixture

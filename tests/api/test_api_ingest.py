@@ -86,3 +86,12 @@ def test_mastery_changes_after_new_events(client):
     learner = client.app.state.services.learner()
     rec = learner.tracker.store.load(user)
     assert rec.meta.n_events == after["n_events"]
+
+
+def test_nul_characters_are_rejected_per_item(client):
+    items = _items(client)
+    batch = [_event(0, items[0], user="nul\x00user"), _event(1, items[1], folder_id="f\x00"), _event(2, items[2])]
+    body = client.post("/v1/events", json={"events": batch}).json()
+    assert body["accepted"] == 1 and body["rejected"] == 2
+    assert {(e["index"], e["field"]) for e in body["errors"]} == {(0, "user_id"), (1, "folder_id")}
+    assert client.get("/v1/users/a%00b/mastery").status_code == 422

@@ -38,6 +38,8 @@ def _unknown_topic_errors(batch: ItemBatch, services: Services) -> list[ItemErro
 
 def upsert_items(batch: ItemBatch, services: Services = Depends(get_services)) -> UpsertResponse:
     _check_size(len(batch.items), services)
+    if not batch.items:
+        return UpsertResponse(upserted=0, new=0)
     errors = _unknown_topic_errors(batch, services)
     if errors:
         # an item must sit on known topics to be placed in the learning graph; nothing is written
@@ -63,6 +65,8 @@ def upsert_items(batch: ItemBatch, services: Services = Depends(get_services)) -
 
 def upsert_folders(batch: FolderBatch, services: Services = Depends(get_services)) -> UpsertResponse:
     _check_size(len(batch.folders), services)
+    if not batch.folders:
+        return UpsertResponse(upserted=0, new=0)
     now = datetime.now(UTC)
     folders = pd.DataFrame(
         [{**f.model_dump(exclude={"items", "created_at"}), "created_at": f.created_at or now} for f in batch.folders]

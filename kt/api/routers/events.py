@@ -47,11 +47,15 @@ def ingest_events(batch: EventBatch, services: Services = Depends(get_services))
         if key is not None:
             seen.add(key)
         keep.append(i)
+    # NUL cannot be stored in PostgreSQL text and has no business in an id or signal
+    nul = {i: f for i in keep for f, v in raw[i].items() if isinstance(v, str) and "\x00" in v}
+    keep = [i for i in keep if i not in nul]
     candidates = [raw[i] for i in keep]
     content_ids = {str(ev.get("content_id")) for ev in candidates if isinstance(ev.get("content_id"), (str, int))}
     known = services.store.existing_ids("items", content_ids)
     accepted, rejected = validate_events(candidates, known_content_ids=known, seen_event_ids=None)
     errors = [ItemError(index=keep[r["index"]], field=r["field"], reason=r["reason"]) for r in rejected]
+    errors += [ItemError(index=i, field=str(f), reason="contains a NUL character") for i, f in nul.items()]
 
     inserted: list[str] = []
     duplicates = list(repeated)

@@ -8,6 +8,7 @@ path from :meth:`kt.planner.Planner.plan` under the world's read lock.
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any
 
 import pandas as pd
@@ -20,7 +21,10 @@ from kt.api.services import Services
 
 router = APIRouter(tags=["users"])
 
-UserId = Annotated[str, Path(min_length=1, max_length=128, description="The user's id.")]
+LANGUAGE = re.compile(r"[a-z]{2}")
+
+UserId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$", description="The user's id.",
+                                   examples=["u000"])]
 
 
 def _finite(value: Any) -> Any:
@@ -68,14 +72,17 @@ def user_path(
     user_id: UserId,
     bundles: Annotated[int, Query(ge=1, le=10, description="Number of bundles.")] = 3,
     size: Annotated[int, Query(ge=1, le=20, description="Items per bundle.")] = 5,
-    lang: Annotated[list[str] | None, Query(description="ISO 639-1 languages (default: the user's).")] = None,
-    goal: Annotated[list[str] | None, Query(description="Goal topic ids to work towards.")] = None,
+    lang: Annotated[list[str] | None, Query(max_length=20, description="ISO 639-1 languages (default: the user's).")] = None,
+    goal: Annotated[list[str] | None, Query(max_length=50, description="Goal topic ids to work towards.")] = None,
     services: Services = Depends(get_services),
     served: Served = Depends(get_served),
 ) -> PathResponse:
     learner = served.extras["learner"]
     n = learner.sync(user_id)
     _require_known(services, user_id, n)
+    bad = [x for x in (lang or []) if not LANGUAGE.fullmatch(x)]
+    if bad:
+        raise HTTPException(status_code=422, detail=f"lang: not ISO 639-1 code(s): {', '.join(map(repr, bad))}")
     languages = lang or _user_languages(services, user_id)
     history = pd.DataFrame(services.store.user_events(user_id, limit=services.config.history_limit))
     if len(history):
@@ -84,7 +91,7 @@ def user_path(
     if goal:
         unknown = sorted(set(goal) - world.known_topics())
         if unknown:
-            raise HTTPException(status_code=422, detail=f"goal: unknown topic id(s): {', '.join(unknown)}")
+            raise HTTPException(status_code=422, detail=f"goal: unknown topic id(s): {', '.join(map(repr, unknown))}")
     with world.lock.read():
         path = world.planner.plan(user_id, learner, history if len(history) else None, n_bundles=bundles,
                                   bundle_size=size, languages=languages, goal_topics=goal)

@@ -1,0 +1,73 @@
+"""``kt serve``: run the HTTP API (uvicorn) over the store, serving the registry's champion."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("serve", help="run the HTTP API (docs at http://HOST:PORT/docs)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--world", default=None, help="load this world directory into the store before serving")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--db-url", default=None, help="store URL (default: Settings.db_url, env KT_DB_URL)")
+    p.add_argument("--poll-seconds", type=float, default=5.0, help="how often to check the champion alias")
+    p.add_argument("--log-level", default="info", help="uvicorn log level")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from kt.cli import CLIError
+    from kt.config import Settings
+
+    if args.workers < 1:
+        raise CLIError(f"--workers must be >= 1 (got {args.workers})")
+    if not 0 < args.port < 65536:
+        raise CLIError(f"--port must be in 1..65535 (got {args.port})")
+    settings = Settings.from_env().with_overrides(db_url=args.db_url)
+    if args.world:
+        _load_world(settings, Path(args.world).resolve())
+
+    import torch
+    import uvicorn
+
+    from kt.api.hints import docs_url
+    from kt.api.main import create_app
+    from kt.api.services import ApiConfig
+
+    # small per-request tensors: intra-op threads only add contention between requests
+    torch.set_num_threads(1)
+    print(f"kt serve: store {settings.db_url}; champion of {settings.registered_model!r} from {settings.mlflow_tracking_uri}")
+    print(f"kt serve: API docs at {docs_url(args.host, args.port)} (API key header X-API-Key)", flush=True)
+    if args.workers == 1:
+        app = create_app(settings, ApiConfig(champion_poll_seconds=args.poll_seconds))
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    else:
+        # each worker builds its own app from the environment
+        os.environ["KT_HOME"] = str(settings.home)
+        os.environ["KT_DB_URL"] = settings.db_url
+        os.environ["KT_MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri
+        uvicorn.run("kt.api.main:create_app_from_env", factory=True, host=args.host, port=args.port,
+                    workers=args.workers, log_level=args.log_level)
+    return 0
+
+
+def _load_world(settings, world_dir) -> None:
+    from kt.cli import CLIError
+    from kt.data.schema import DataError
+    from kt.store import EventStore
+    from kt.store.loader import load_world_into_store
+
+    store = EventStore(settings.db_url)
+    try:
+        report = load_world_into_store(store, world_dir, quarantine_dir=settings.data_dir / "quarantine")
+    except DataError as exc:
+        raise CLIError(str(exc)) from None
+    finally:
+        store.close()
+    print(f"kt serve: loaded {world_dir}: {report.events_inserted} new events "
+          f"({report.events_duplicate} already stored), {report.rows.get('items', 0)} items, {report.rejected} rows rejected")

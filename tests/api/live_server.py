@@ -1,0 +1,63 @@
+"""Run ``kt serve`` as a real subprocess on 127.0.0.1 for crash and fuzz tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from kt.store.pgserver import free_port
+
+
+class LiveServer:
+    def __init__(self, home: Path, db_url: str, api_key: str, log_path: Path, poll_seconds: float = 1.0) -> None:
+        self.home, self.db_url, self.api_key, self.log_path = home, db_url, api_key, log_path
+        self.poll_seconds = poll_seconds
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 180.0) -> LiveServer:
+        env = {**os.environ, "KT_HOME": str(self.home), "KT_DB_URL": self.db_url, "KT_API_KEYS": self.api_key,
+               "MLFLOW_DISABLE_TELEMETRY": "true", "WANDB_MODE": "disabled"}
+        cmd = [sys.executable, "-m", "kt.cli", "serve", "--port", str(self.port), "--poll-seconds", str(self.poll_seconds),
+               "--log-level", "warning"]
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"kt serve exited with {self.proc.returncode}; log: {self.log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise TimeoutError(f"kt serve not ready after {timeout}s; log: {self.log_path.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handlers, no flushing; what was committed must survive."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if getattr(self, "_log", None):
+            self._log.close()
+            self._log = None
