@@ -77,7 +77,11 @@ class MasteryStateStore:
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert
-        self._insert = insert
+        # statements built once: constructing them per call costs more than the SQL itself
+        upsert = insert(self.table)
+        cols = {c.name: upsert.excluded[c.name] for c in self.table.columns if c.name != "user_id"}
+        self._upsert = upsert.on_conflict_do_update(index_elements=["user_id"], set_=cols)
+        self._select = sa.select(self.table).where(self.table.c.user_id.in_(sa.bindparam("ids", expanding=True)))
 
     @classmethod
     def from_settings(cls, settings) -> MasteryStateStore:
@@ -97,7 +101,7 @@ class MasteryStateStore:
         out: dict[str, StoredState] = {}
         with self.engine.connect() as conn:
             for s in range(0, len(ids), 500):
-                rows = conn.execute(sa.select(self.table).where(self.table.c.user_id.in_(ids[s : s + 500])))
+                rows = conn.execute(self._select, {"ids": ids[s : s + 500]})
                 for r in rows:
                     out[r.user_id] = StoredState(st.from_bytes(r.state), _meta_from_row(r))
         return out
@@ -125,11 +129,8 @@ class MasteryStateStore:
             )
         if not rows:
             return
-        stmt = self._insert(self.table)
-        cols = {c: stmt.excluded[c] for c in rows[0] if c != "user_id"}
-        stmt = stmt.on_conflict_do_update(index_elements=["user_id"], set_=cols)
         with self.engine.begin() as conn:
-            conn.execute(stmt, rows)
+            conn.execute(self._upsert, rows)
 
     def delete(self, user_id: str) -> None:
         with self.engine.begin() as conn:

@@ -43,7 +43,9 @@ def to_seconds(ts) -> float:
 
 def seconds_to_timestamps(seconds: np.ndarray) -> pd.DatetimeIndex:
     """Unix seconds (NaN = never) -> UTC timestamps at microsecond resolution (NaT for NaN)."""
-    return pd.to_datetime(np.round(np.asarray(seconds, dtype=np.float64) * 1e6), unit="us", utc=True)
+    s = np.asarray(seconds, dtype=np.float64)
+    us = np.where(np.isnan(s), np.iinfo(np.int64).min, np.round(np.nan_to_num(s) * 1e6)).astype(np.int64)
+    return pd.DatetimeIndex(us.view("datetime64[us]")).tz_localize("UTC")  # int64 min is NaT
 
 
 def series_to_seconds(values: pd.Series) -> np.ndarray:

@@ -58,9 +58,9 @@ def test_batch_observe_equals_one_by_one(vocabs, items, topics, interactions, ma
         pd.testing.assert_frame_equal(a.topic_mastery(u), b.topic_mastery(u), atol=1e-6)
 
 
-def test_state_survives_restart(tmp_path, vocabs, items, topics, interactions, make_model):
+def test_state_survives_restart(db_url, vocabs, items, topics, interactions, make_model):
     model = make_model("dkt")
-    url = f"sqlite:///{tmp_path / 'state.db'}"
+    url = db_url
     hist = _history(interactions, n_users=3)
     first = MasteryTracker(model, *vocabs, items, state_store=MasteryStateStore(url), model_version="v1", topics=topics)
     first.observe_many(hist)
