@@ -44,4 +44,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m kt.cli` (e.g. under torchrun) runs this file as __main__; dispatch through the
+    # importable kt.cli so the CLIError that commands raise is the class main() catches.
+    from kt.cli import main as _main
+
+    sys.exit(_main())

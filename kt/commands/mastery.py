@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 
@@ -74,6 +75,8 @@ def _setup(args):
 
     settings = Settings.from_env()
     device = resolve_device(args.device or settings.device)
+    if device == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"  # one GPU per torchrun rank
     world = Path(args.world or settings.world_dir)
     if not (world / "items.parquet").exists():
         raise CLIError(f"{world}: not a world directory (no items.parquet); generate one with `kt sim`")
