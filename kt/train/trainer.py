@@ -1,0 +1,369 @@
+"""Training loop for every registered KT model: early stopping, checkpoints, resume, DDP.
+
+Follows pyKT's training protocol (Liu et al., NeurIPS 2022): Adam, batch 256, windows of 200,
+early stopping on validation AUC with patience 10, at most 200 epochs, the best epoch's
+weights kept. Departures: batches are length-bucketed instead of padded to 200 (same loss,
+less padding, see :mod:`kt.train.batching`); optional bf16 autocast on CUDA; optional gradient
+clipping and LR schedule (off by default, as in pyKT).
+
+Loss: binary cross-entropy with logits, averaged over the real positions t >= 1 of each
+window. Position 0 has no history; pyKT trains and evaluates from the second interaction
+(its dataloader shifts with ``[:, 1:]``), and we do the same so numbers are comparable.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from kt.config import resolve_device
+from kt.data.sequences import KTSequences, Vocab
+from kt.models.base import KTModel, build_model, get_model_class
+from kt.models.checkpoint import read_checkpoint, save_checkpoint, set_rng_state
+from kt.train.batching import PaddedBatcher, batch_loader
+from kt.train.distributed import DistInfo, all_reduce_sum, barrier, init_distributed
+from kt.train.evaluate import _autocast, evaluate, predict
+from kt.train.metrics import binary_metrics
+
+LAST_CHECKPOINT = "last.pt"
+BEST_CHECKPOINT = "best.pt"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run (logged flat to MLflow as params).
+
+    model: registered model name; model_params: its hyper-parameters (dim, dropout, ...;
+      num_items/num_concepts/max_len come from the data and ``max_len``).
+    batch_size: windows per batch, or ``token_budget``: max padded tokens per batch.
+    patience: epochs without a validation-AUC improvement before stopping.
+    device: "auto" (CUDA when visible), "cpu", "cuda", "cuda:1". amp: bf16 autocast on CUDA.
+    num_workers: DataLoader processes building batches (0 = inline).
+    grad_clip: max global grad norm, 0 = off. scheduler: "none", "cosine" or "plateau".
+    progress: tqdm bars; None = only when stderr is a terminal.
+    """
+
+    model: str = "dkt"
+    model_params: dict[str, Any] = field(default_factory=dict)
+    lr: float = 1e-3
+    batch_size: int = 256
+    token_budget: int | None = None
+    eval_batch_size: int = 512
+    max_epochs: int = 200
+    patience: int = 10
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0
+    scheduler: str = "none"
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    num_workers: int = 0
+    max_len: int = 200
+    progress: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown training option(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        return cls(**d)
+
+
+class Tracker(Protocol):
+    """What the trainer needs from an experiment tracker (see :mod:`kt.train.tracking`)."""
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    model: KTModel  # best-epoch weights, eval mode, unwrapped from DDP
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_valid_auc: float
+    epochs_run: int
+    checkpoint_path: Path | None  # best.pt (the model to serve)
+    last_checkpoint_path: Path | None  # last.pt (to resume)
+    test_metrics: dict[str, dict[str, float]]  # {"test": {...}, "test_window": {...}}
+    test_predictions: dict[str, tuple[np.ndarray, np.ndarray]]
+    windows_seen: np.ndarray  # sorted unique training-window ids this rank trained on
+    valid_size: int  # evaluated validation positions
+    device: str
+    world_size: int
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def split_vocabs(splits: Any) -> tuple[Vocab | None, Vocab | None]:
+    """Item/concept vocabularies of a dataset split object, wherever the loader put them."""
+    meta = getattr(splits, "meta", None) or {}
+    item = getattr(splits, "item_vocab", None) or meta.get("item_vocab")
+    concept = getattr(splits, "concept_vocab", None) or meta.get("concept_vocab")
+    return (item if isinstance(item, Vocab) else None, concept if isinstance(concept, Vocab) else None)
+
+
+def _eval_splits(splits: Any) -> dict[str, KTSequences]:
+    out = {}
+    for name in ("test", "test_window"):
+        seqs = getattr(splits, name, None)
+        if seqs is not None and len(seqs):
+            out[name] = seqs
+    return out
+
+
+def build_for_data(config: TrainConfig, splits: Any) -> KTModel:
+    """The configured model sized for the data (vocab sizes over every split)."""
+    parts = [s for s in (splits.train, splits.valid, *_eval_splits(splits).values()) if s is not None]
+    bad = {"num_items", "num_concepts", "max_len"} & set(config.model_params)
+    if bad:
+        raise ValueError(f"model_params may not set {', '.join(sorted(bad))}: they come from the data / max_len")
+    known = {f.name for f in fields(get_model_class(config.model).config_class)}
+    unknown = sorted(set(config.model_params) - known)
+    if unknown:
+        raise ValueError(f"model {config.model!r} has no hyper-parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return build_model(
+        config.model,
+        num_items=max(s.num_items for s in parts),
+        num_concepts=max(s.num_concepts for s in parts),
+        max_len=config.max_len,
+        **config.model_params,
+    )
+
+
+def _make_scheduler(name: str, optimizer: torch.optim.Optimizer, max_epochs: int):
+    factories = {
+        "none": lambda: None,
+        "cosine": lambda: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, max_epochs)),
+        "plateau": lambda: torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=3),
+    }
+    if name not in factories:
+        raise ValueError(f"unknown scheduler {name!r}; choose from {', '.join(factories)}")
+    return factories[name]()
+
+
+def masked_bce(logits: torch.Tensor, batch) -> tuple[torch.Tensor, int]:
+    """Mean BCE over real positions t >= 1 (pyKT skips t = 0). logits: (B, T)."""
+    keep = batch.mask[:, 1:]  # (B, T-1)
+    target = batch.responses[:, 1:].float()[keep]
+    loss = F.binary_cross_entropy_with_logits(logits[:, 1:].float()[keep], target)
+    return loss, int(keep.sum())
+
+
+def train(
+    config: TrainConfig,
+    splits: Any,
+    *,
+    tracker: Tracker | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    meta: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train ``config.model`` on ``splits`` (``.train``, ``.valid``, optional ``.test`` and
+    ``.test_window``: :class:`KTSequences`), keep the best validation-AUC epoch, score the test
+    splits with it, and return everything.
+
+    checkpoint_dir: where rank 0 writes ``last.pt`` (every epoch, resumable) and ``best.pt``
+      (the best epoch, with test metrics at the end). resume: continue from ``last.pt`` there.
+    Under torchrun (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel, each
+    rank takes its share of the batches, and only rank 0 writes checkpoints and logs.
+    """
+    device = torch.device(resolve_device(config.device))
+    dist_info: DistInfo = init_distributed(device.type)
+    if device.type == "cuda" and dist_info.enabled:
+        device = torch.device("cuda", dist_info.local_rank)
+    is_main = dist_info.is_main
+    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if resume and ckpt_dir is None:
+        raise ValueError("resume=True needs a checkpoint_dir")
+    item_vocab, concept_vocab = split_vocabs(splits)
+    run_meta = dict(meta or {})
+
+    seed_everything(config.seed)
+    model = build_for_data(config, splits).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = _make_scheduler(config.scheduler, optimizer, config.max_epochs)
+
+    start_epoch, best_auc, best_epoch, bad_epochs = 0, float("-inf"), -1, 0
+    history: list[dict[str, float]] = []
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if resume and (ckpt_dir / LAST_CHECKPOINT).is_file():
+        state = read_checkpoint(ckpt_dir / LAST_CHECKPOINT, map_location=device)
+        if state["model_name"] != config.model:
+            raise ValueError(f"{ckpt_dir / LAST_CHECKPOINT}: holds model {state['model_name']!r}, not {config.model!r}")
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler"):
+            scheduler.load_state_dict(state["scheduler"])
+        progress = state["meta"].get("progress", {})
+        start_epoch = state["epoch"] + 1
+        best_auc = state["best_metric"] if state["best_metric"] is not None else float("-inf")
+        best_epoch = progress.get("best_epoch", -1)
+        bad_epochs = progress.get("bad_epochs", 0)
+        history = list(progress.get("history", []))
+        if (ckpt_dir / BEST_CHECKPOINT).is_file():
+            best_state = read_checkpoint(ckpt_dir / BEST_CHECKPOINT, map_location=device)["state_dict"]
+        if state.get("rng"):
+            set_rng_state(state["rng"])
+
+    net: torch.nn.Module = model
+    if dist_info.enabled:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    batcher = PaddedBatcher(
+        splits.train,
+        config.batch_size,
+        config.max_len,
+        token_budget=config.token_budget,
+        shuffle=True,
+        seed=config.seed,
+        min_len=2,  # a length-1 window has no position t >= 1 to learn from
+        rank=dist_info.rank,
+        world_size=dist_info.world_size,
+    )
+    show = config.progress if config.progress is not None else sys.stderr.isatty()
+    show = bool(show) and is_main
+    seen: set[int] = set()
+    stop = bad_epochs >= config.patience
+
+    valid_size = 0
+    for epoch in range(start_epoch, config.max_epochs):
+        if stop:
+            break
+        net.train()
+        batcher.set_epoch(epoch)
+        t0 = time.perf_counter()
+        loss_sum, n_pos, n_inter = 0.0, 0, 0
+        loader = batch_loader(batcher, config.num_workers, pin_memory=device.type == "cuda")
+        bar = tqdm(loader, total=len(batcher), desc=f"epoch {epoch}", disable=not show, leave=False, file=sys.stderr)
+        for batch, ids in bar:
+            seen.update(int(i) for i in ids)
+            batch = batch.to(device)
+            with _autocast(device, config.amp):
+                logits = net(batch)  # (B, T)
+            bce, n = masked_bce(logits, batch)
+            loss = bce + model.regularization(batch)  # e.g. AKT's Rasch L2; zero for most models
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            loss_sum += float(bce.detach()) * n
+            n_pos += n
+            n_inter += int(batch.mask.sum())
+            if show:
+                bar.set_postfix(loss=f"{loss_sum / max(n_pos, 1):.4f}")
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        train_seconds = time.perf_counter() - t0
+        loss_sum, n_pos, n_inter = all_reduce_sum([loss_sum, n_pos, n_inter], device)
+
+        valid = evaluate(
+            model, splits.valid, config.eval_batch_size, config.max_len, device=device, amp=config.amp,
+            rank=dist_info.rank, world_size=dist_info.world_size,
+        )
+        epoch_seconds = time.perf_counter() - t0
+        valid_size = valid["n"]
+        row = {
+            "epoch": epoch,
+            "train_loss": loss_sum / max(n_pos, 1),  # BCE only (no regularizer)
+            "valid_auc": valid["auc"],
+            "valid_acc": valid["acc"],
+            "valid_rmse": valid["rmse"],
+            "valid_logloss": valid["logloss"],
+            "valid_ece": valid["ece"],
+            "lr": optimizer.param_groups[0]["lr"],
+            "epoch_seconds": epoch_seconds,
+            "train_interactions_per_second": n_inter / max(train_seconds, 1e-9),
+        }
+        history.append(row)
+        improved = valid["auc"] > best_auc  # NaN (one-class valid set) never improves
+        if improved:
+            best_auc, best_epoch, bad_epochs = valid["auc"], epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            bad_epochs += 1
+        if scheduler is not None:
+            scheduler.step(valid["auc"]) if config.scheduler == "plateau" else scheduler.step()
+        stop = bad_epochs >= config.patience
+        if tracker is not None and is_main:
+            tracker.log_metrics({k: float(v) for k, v in row.items() if k != "epoch"}, step=epoch)
+        if is_main and show:
+            tqdm.write(
+                f"epoch {epoch}: loss {row['train_loss']:.4f} valid auc {row['valid_auc']:.4f} "
+                f"acc {row['valid_acc']:.4f} ({epoch_seconds:.1f}s, {row['train_interactions_per_second']:.0f} int/s)",
+                file=sys.stderr,
+            )
+        if is_main and ckpt_dir is not None:
+            common = dict(
+                item_vocab=item_vocab, concept_vocab=concept_vocab, train_config=config.to_dict(),
+                optimizer=optimizer, scheduler=scheduler, best_metric=best_auc,
+            )
+            progress = {"best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history}
+            if improved:
+                save_checkpoint(ckpt_dir / BEST_CHECKPOINT, model, epoch=epoch, meta={**run_meta, "progress": progress}, **common)
+            save_checkpoint(ckpt_dir / LAST_CHECKPOINT, model, epoch=epoch, meta={**run_meta, "progress": progress}, **common)
+        barrier()
+
+    # Restore the best epoch's weights, then score the test splits with them.
+    model.load_state_dict(best_state)
+    model.eval()
+    test_metrics: dict[str, dict[str, float]] = {}
+    test_predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name, seqs in _eval_splits(splits).items():
+        y, p = predict(
+            model, seqs, config.eval_batch_size, config.max_len, device=device, amp=config.amp,
+            rank=dist_info.rank, world_size=dist_info.world_size,
+        )
+        test_metrics[name] = binary_metrics(y, p)
+        test_predictions[name] = (y, p)
+
+    best_path = last_path = None
+    if ckpt_dir is not None:
+        best_path, last_path = ckpt_dir / BEST_CHECKPOINT, ckpt_dir / LAST_CHECKPOINT
+        if is_main and best_epoch >= 0:
+            # rewrite best.pt with the final record: test metrics, the whole history
+            progress = {"best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history}
+            save_checkpoint(
+                best_path, model, item_vocab=item_vocab, concept_vocab=concept_vocab,
+                train_config=config.to_dict(), epoch=best_epoch, best_metric=best_auc,
+                meta={**run_meta, "progress": progress, "test_metrics": copy.deepcopy(test_metrics)},
+            )
+        barrier()
+        if best_epoch < 0:
+            best_path = None
+
+    return TrainResult(
+        model=model,
+        history=history,
+        best_epoch=best_epoch,
+        best_valid_auc=best_auc,
+        epochs_run=len(history),
+        checkpoint_path=best_path,
+        last_checkpoint_path=last_path,
+        test_metrics=test_metrics,
+        test_predictions=test_predictions,
+        windows_seen=np.asarray(sorted(seen), dtype=np.int64),
+        valid_size=valid_size,
+        device=str(device),
+        world_size=dist_info.world_size,
+    )

@@ -1,0 +1,39 @@
+"""One rank of the 2-process DDP test (run by torchrun from test_distributed.py).
+
+Trains DKT on the tiny synthetic splits with checkpoint_dir=OUT/ck_rank<r> (only rank 0 may
+write there), then records what this rank saw and its final weights under OUT.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import make_splits  # noqa: E402
+
+from kt.train.trainer import TrainConfig, train  # noqa: E402
+
+
+def main(out: Path) -> None:
+    rank = int(os.environ["RANK"])
+    config = TrainConfig(model="dkt", model_params={"dim": 16, "hidden": 16}, lr=1e-2, batch_size=16,
+                         max_epochs=2, device="cpu", max_len=30, seed=7, progress=False)
+    res = train(config, make_splits(), checkpoint_dir=out / f"ck_rank{rank}")
+    torch.save(res.model.state_dict(), out / f"weights_rank{rank}.pt")
+    (out / f"rank{rank}.json").write_text(json.dumps({
+        "world_size": res.world_size,
+        "windows_seen": res.windows_seen.tolist(),
+        "valid_auc": [h["valid_auc"] for h in res.history],
+        "test_auc": res.test_metrics["test"]["auc"],
+        "test_n": res.test_metrics["test"]["n"],
+    }))
+    from kt.train.distributed import cleanup_distributed
+
+    cleanup_distributed()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

@@ -1,0 +1,33 @@
+import pytest
+import torch
+
+from kt.data.sequences import Vocab
+from kt.models.base import build_model
+from kt.models.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+
+
+def test_round_trip_without_training_state(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("dkt", num_items=5, num_concepts=5, dim=8, hidden=8)
+    path = save_checkpoint(tmp_path / "m.pt", model, concept_vocab=Vocab(["a", "b", "c", "d", "e"]),
+                           meta={"data": "x"}, save_rng=False)
+    loaded = load_checkpoint(path)
+    assert loaded.item_vocab is None and loaded.concept_vocab.index("c") == 3
+    assert loaded.meta["meta"] == {"data": "x"} and loaded.meta["model_name"] == "dkt"
+    assert not loaded.model.training
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.model.state_dict()[k])
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic write leaves no temp file
+
+
+def test_unreadable_files_name_the_path(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.pt"):
+        load_checkpoint(junk)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(ValueError, match="missing model_config, model_name, state_dict"):
+        read_checkpoint(other)
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "absent.pt")

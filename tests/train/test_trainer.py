@@ -1,0 +1,137 @@
+"""Trainer behaviour on tiny synthetic data with the real registered models (CPU, seconds)."""
+
+import numpy as np
+import pytest
+import torch
+
+from kt.models.checkpoint import load_checkpoint, read_checkpoint
+from kt.train.evaluate import evaluate, predict
+from kt.train.trainer import TrainConfig, train
+
+
+def tiny_config(**kw) -> TrainConfig:
+    base = dict(model="dkt", model_params={"dim": 16, "hidden": 16}, lr=1e-2, batch_size=16, max_epochs=4,
+                patience=10, device="cpu", max_len=30, seed=7, progress=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _numbers(history):
+    return [{k: v for k, v in h.items() if "seconds" not in k and "per_second" not in k} for h in history]
+
+
+def test_loss_goes_down_and_beats_the_majority_baseline(tiny_splits, tmp_path):
+    res = train(tiny_config(max_epochs=6), tiny_splits, checkpoint_dir=tmp_path)
+    losses = [h["train_loss"] for h in res.history]
+    assert losses[-1] < losses[0] - 0.02
+    # majority-class baseline: AUC 0.5, ACC = max(pos_rate, 1 - pos_rate)
+    test = res.test_metrics["test"]
+    assert test["auc"] > 0.65  # the generating model itself reaches ~0.75 here
+    assert test["acc"] > max(test["pos_rate"], 1 - test["pos_rate"])
+    assert set(res.history[0]) >= {"train_loss", "valid_auc", "valid_acc", "epoch_seconds", "train_interactions_per_second"}
+
+
+def test_same_seed_same_metrics(tiny_splits, tmp_path):
+    a = train(tiny_config(max_epochs=2), tiny_splits, checkpoint_dir=tmp_path / "a")
+    b = train(tiny_config(max_epochs=2), tiny_splits, checkpoint_dir=tmp_path / "b")
+    c = train(tiny_config(max_epochs=2, seed=8), tiny_splits, checkpoint_dir=tmp_path / "c")
+    assert _numbers(a.history) == _numbers(b.history)
+    assert a.test_metrics == b.test_metrics
+    assert _numbers(a.history) != _numbers(c.history)
+
+
+def test_best_epoch_weights_are_restored_and_saved(tiny_splits, tmp_path):
+    res = train(tiny_config(max_epochs=5, patience=2), tiny_splits, checkpoint_dir=tmp_path)
+    aucs = [h["valid_auc"] for h in res.history]
+    assert res.best_epoch == int(np.argmax(aucs))
+    assert res.best_valid_auc == pytest.approx(max(aucs))
+    # the returned model is the best epoch's, and so is best.pt
+    again = evaluate(res.model, tiny_splits.valid, 64, device="cpu")
+    assert again["auc"] == pytest.approx(res.best_valid_auc, abs=1e-9)
+    ck = read_checkpoint(res.checkpoint_path)
+    assert ck["epoch"] == res.best_epoch
+    assert ck["meta"]["test_metrics"]["test"]["auc"] == pytest.approx(res.test_metrics["test"]["auc"])
+    for k, v in res.model.state_dict().items():
+        assert torch.equal(v, ck["state_dict"][k])
+
+
+def test_early_stopping_respects_patience(tiny_splits, tmp_path):
+    # lr 0 never improves after epoch 0, so training stops after 1 + patience epochs
+    res = train(tiny_config(lr=0.0, max_epochs=20, patience=2), tiny_splits, checkpoint_dir=tmp_path)
+    assert res.epochs_run == 3 and res.best_epoch == 0
+
+
+def test_checkpoint_round_trip_gives_identical_predictions(tiny_splits, tmp_path):
+    res = train(tiny_config(max_epochs=2), tiny_splits, checkpoint_dir=tmp_path)
+    loaded = load_checkpoint(res.checkpoint_path)
+    assert type(loaded.model) is type(res.model)
+    assert loaded.item_vocab.tokens == tiny_splits.meta["item_vocab"].tokens
+    assert loaded.concept_vocab.tokens == tiny_splits.meta["concept_vocab"].tokens
+    assert loaded.meta["train_config"]["model_params"] == {"dim": 16, "hidden": 16}
+    assert loaded.meta["ktpath_version"]
+    y1, p1 = predict(res.model, tiny_splits.test, 64, device="cpu")
+    y2, p2 = predict(loaded.model, tiny_splits.test, 64, device="cpu")
+    assert np.array_equal(y1, y2) and np.array_equal(p1, p2)
+
+
+def test_resume_continues_to_the_same_weights(tiny_splits, tmp_path):
+    straight = train(tiny_config(max_epochs=4), tiny_splits, checkpoint_dir=tmp_path / "straight")
+    train(tiny_config(max_epochs=2), tiny_splits, checkpoint_dir=tmp_path / "resumed")
+    first = read_checkpoint(tmp_path / "resumed" / "last.pt")
+    assert first["epoch"] == 1 and first["optimizer"]["state"]
+    resumed = train(tiny_config(max_epochs=4), tiny_splits, checkpoint_dir=tmp_path / "resumed", resume=True)
+    assert [h["epoch"] for h in resumed.history] == [0, 1, 2, 3]
+    assert _numbers(resumed.history) == _numbers(straight.history)
+    a = read_checkpoint(tmp_path / "straight" / "last.pt")
+    b = read_checkpoint(tmp_path / "resumed" / "last.pt")
+    assert b["epoch"] == 3
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    assert int(b["optimizer"]["state"][0]["step"]) == int(a["optimizer"]["state"][0]["step"])
+
+
+def test_token_budget_and_scheduler_options_train(tiny_splits, tmp_path):
+    res = train(tiny_config(max_epochs=2, token_budget=400, scheduler="cosine", grad_clip=1.0), tiny_splits,
+                checkpoint_dir=tmp_path)
+    assert res.history[1]["lr"] < res.history[0]["lr"]
+    assert np.isfinite(res.history[-1]["train_loss"])
+
+
+def test_bad_options_give_clear_errors(tiny_splits, tmp_path):
+    with pytest.raises(ValueError, match="no hyper-parameter"):
+        train(tiny_config(model_params={"dimm": 3}), tiny_splits, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="unknown training option"):
+        TrainConfig.from_dict({"epochs": 3})
+    with pytest.raises(ValueError, match="scheduler"):
+        train(tiny_config(scheduler="step"), tiny_splits, checkpoint_dir=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["sakt", "akt"])
+def test_other_registered_models_train(name, tiny_splits, tmp_path):
+    from kt.models.base import available_models
+
+    if name not in available_models():
+        pytest.skip(f"{name} not registered yet")
+    res = train(tiny_config(model=name, model_params={"dim": 16}, max_epochs=2), tiny_splits, checkpoint_dir=tmp_path)
+    assert np.isfinite(res.history[-1]["train_loss"])
+    loaded = load_checkpoint(res.checkpoint_path)
+    _, p1 = predict(res.model, tiny_splits.test, 64, device="cpu")
+    _, p2 = predict(loaded.model, tiny_splits.test, 64, device="cpu")
+    assert np.array_equal(p1, p2)
+
+
+def test_evaluate_honours_eval_mask(tiny_splits, tmp_path):
+    from dataclasses import replace
+
+    res = train(tiny_config(max_epochs=1), tiny_splits, checkpoint_dir=tmp_path)
+    test = tiny_splits.test
+    full = evaluate(res.model, test, 64, device="cpu")
+    # windows of max_len=30, each scored from its second position (pyKT)
+    assert full["n"] == int((test.windows(30).lengths - 1).sum())
+    mask = np.zeros(test.num_interactions, bool)
+    mask[test.offsets[1:] - 1] = True  # only each sequence's last interaction (pyKT window style)
+    masked = replace(test, eval_mask=mask)
+    last_only = evaluate(res.model, masked, 64, device="cpu")
+    w = masked.windows(30)
+    expected = sum(int(w.eval_mask[w.offsets[i] + 1 : w.offsets[i + 1]].sum()) for i in range(len(w)))
+    assert last_only["n"] == expected > 0.9 * len(test)
