@@ -49,7 +49,7 @@ class AKTConfig(ModelConfig):
     num_heads: int = 8
     num_blocks: int = 1  # knowledge-encoder layers; question-encoder/retriever pairs
     ff_dim: int = 512
-    final_dim: int = 512  # width of the prediction MLP
+    final_dim: int = 512  # prediction MLP widths: final_dim, final_dim // 2
     dropout: float = 0.05
     l2: float = 1e-5  # L2 penalty on the Rasch difficulties mu_q
     use_items: bool = True  # Rasch item difficulty; False = concept-only AKT
@@ -183,10 +183,10 @@ class AKT(KTModel):
             nn.Linear(2 * d, config.final_dim),
             nn.ReLU(),
             nn.Dropout(config.dropout),
-            nn.Linear(config.final_dim, 256),
+            nn.Linear(config.final_dim, config.final_dim // 2),
             nn.ReLU(),
             nn.Dropout(config.dropout),
-            nn.Linear(256, 1),
+            nn.Linear(config.final_dim // 2, 1),
         )
 
     # ------------------------------------------------------------------ embeddings

@@ -82,7 +82,7 @@ def test_trailing_padding_does_not_change_real_positions(name, kit):
 @pytest.mark.parametrize("num_blocks", [1, 2])
 def test_online_update_query_equals_forward(name, num_blocks, kit):
     model = kit.tiny_model(name, num_blocks=num_blocks, num_layers=num_blocks).eval()
-    b, t, q = 3, 15, 4  # t < max_len: the whole history fits the window
+    b, t, q = 3, 10, 3  # t < max_len: the whole history fits the window
     batch = kit.random_batch(b, t, seed=7)
     full = model(batch)
     cand_items = torch.randint(1, kit.num_items + 1, (b, t, q), generator=torch.Generator().manual_seed(1))
