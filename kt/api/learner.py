@@ -54,9 +54,11 @@ class ServedLearner:
     def sync(self, user_id: str) -> int:
         """Make the user's state match the event log; returns their interaction count."""
         user_id = str(user_id)
-        n_log = self.store.user_interaction_count(user_id)
-        if self._synced.get(user_id) == n_log:
-            return n_log
+        known = self._synced.get(user_id)
+        if known is not None:
+            n_log = self.store.user_interaction_count(user_id)
+            if known == n_log:
+                return n_log
         with self._lock_of(user_id):
             n_log = self.store.user_interaction_count(user_id)
             rec = self.tracker.store.load(user_id)
@@ -136,12 +138,45 @@ class ServedLearner:
                 self._mastery.move_to_end(key)
                 return frame
         frame = self.tracker.topic_mastery(user_id)
+        self._remember(key, frame)
+        return frame
+
+    def _remember(self, key: tuple[str, int], frame: pd.DataFrame) -> None:
         with self._cache_lock:
             self._mastery[key] = frame
             while len(self._mastery) > self.cache_size:
                 self._mastery.popitem(last=False)
-        return frame
 
     def predict_success(self, user_id: str, content_ids: Sequence[str]) -> np.ndarray:
         self.sync(user_id)
         return self.tracker.predict_success(str(user_id), content_ids)
+
+    def pinned(self, user_id: str) -> tuple[PinnedLearner, int]:
+        """Sync once, then a learner for this one request that does not re-check the log
+        (a plan reads mastery and predictions; one count query is enough)."""
+        n = self.sync(user_id)
+        return PinnedLearner(self, str(user_id), n), n
+
+
+class PinnedLearner:
+    """One request's view of one user: mastery from the cache, predictions from the state."""
+
+    def __init__(self, learner: ServedLearner, user_id: str, n_events: int) -> None:
+        self.learner, self.user_id, self.n_events = learner, user_id, n_events
+
+    def topic_mastery(self, user_id: str, now=None) -> pd.DataFrame:
+        lr = self.learner
+        if str(user_id) != self.user_id or now is not None:
+            return lr.topic_mastery(user_id, now)
+        key = (self.user_id, self.n_events)
+        with lr._cache_lock:
+            frame = lr._mastery.get(key)
+        if frame is None:
+            frame = lr.tracker.topic_mastery(self.user_id)
+            lr._remember(key, frame)
+        return frame
+
+    def predict_success(self, user_id: str, content_ids: Sequence[str]) -> np.ndarray:
+        if str(user_id) != self.user_id:
+            return self.learner.predict_success(user_id, content_ids)
+        return self.learner.tracker.predict_success(self.user_id, content_ids)

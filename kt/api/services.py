@@ -8,7 +8,7 @@ through :mod:`kt.api.deps`. Nothing here is a module global.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -22,6 +22,7 @@ from kt.planner import PlannerConfig
 from kt.store import EventStore
 
 log = logging.getLogger("kt.api")
+_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,20 @@ class Services:
     rule: OutcomeRule
     world: ServingWorld
     models: ModelService
+    _languages: dict = field(default_factory=dict)
+
+    def user_languages(self, user_id: str) -> list[str] | None:
+        """The user's languages from the users table (cached; users are not edited over the API)."""
+        cached = self._languages.get(user_id, _MISSING)
+        if cached is _MISSING:
+            rows = self.store.get_rows("users", [user_id])
+            value = rows[0].get("languages") if rows else None
+            cached = [x for x in str(value).split("|") if x] if value else None
+            if rows:  # unknown users may appear later: do not cache their absence
+                if len(self._languages) >= 200_000:
+                    self._languages.clear()
+                self._languages[user_id] = cached
+        return cached
 
     def learner(self) -> ServedLearner | None:
         served = self.models.current

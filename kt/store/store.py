@@ -208,7 +208,12 @@ class EventStore:
 
     def user_interaction_count(self, user_id: str) -> int:
         """Events of a user that are KT interactions (outcome not ambiguous)."""
-        return self.interaction_counts([user_id]).get(str(user_id), 0)
+        q = (
+            select(func.count()).select_from(events)
+            .where(events.c.user_id == str(user_id), events.c.outcome.is_not(None))
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar_one())
 
     def interaction_counts(self, user_ids: Iterable[str]) -> dict[str, int]:
         """user_id -> number of KT interactions (outcome not ambiguous); absent users -> 0."""

@@ -12,7 +12,8 @@ import httpx
 import pandas as pd
 import pytest
 from api_helpers import API_KEY
-from live_server import LiveServer
+
+from kt.api.live import LiveServer
 
 pytestmark = pytest.mark.slow
 

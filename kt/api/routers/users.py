@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
 from kt.api.deps import get_served, get_services
 from kt.api.model_service import Served
-from kt.api.schemas import MasteryResponse, PathResponse, TopicMastery
+from kt.api.schemas import MasteryResponse, PathBundle, PathItem, PathResponse, TopicMastery
 from kt.api.services import Services
 
 router = APIRouter(tags=["users"])
@@ -77,13 +77,12 @@ def user_path(
     services: Services = Depends(get_services),
     served: Served = Depends(get_served),
 ) -> PathResponse:
-    learner = served.extras["learner"]
-    n = learner.sync(user_id)
+    learner, n = served.extras["learner"].pinned(user_id)
     _require_known(services, user_id, n)
     bad = [x for x in (lang or []) if not LANGUAGE.fullmatch(x)]
     if bad:
         raise HTTPException(status_code=422, detail=f"lang: not ISO 639-1 code(s): {', '.join(map(repr, bad))}")
-    languages = lang or _user_languages(services, user_id)
+    languages = lang or services.user_languages(user_id)
     history = pd.DataFrame(services.store.user_events(user_id, limit=services.config.history_limit))
     if len(history):
         history = history[["content_id", "timestamp"]]
@@ -95,11 +94,27 @@ def user_path(
     with world.lock.read():
         path = world.planner.plan(user_id, learner, history if len(history) else None, n_bundles=bundles,
                                   bundle_size=size, languages=languages, goal_topics=goal)
-    return PathResponse(model_version=served.version, **_finite(path.to_dict()))
+    return _path_response(path, served.version)
 
 
-def _user_languages(services: Services, user_id: str) -> list[str] | None:
-    rows = services.store.get_rows("users", [user_id])
-    if rows and rows[0].get("languages"):
-        return [x for x in str(rows[0]["languages"]).split("|") if x]
-    return None
+def _num(x: float) -> float | None:
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def _path_response(path, version: int) -> PathResponse:
+    """The planner's LearningPath as the response model, field by field (``dataclasses.asdict``
+    deep-copies every item and costs more than the rest of the response)."""
+    bundles = [
+        PathBundle(
+            topic_id=b.topic_id, topic_name=b.topic_name, source=b.source, stage=b.stage, mastery=_num(b.mastery),
+            reason=b.reason, band=[float(x) for x in b.band],
+            items=[PathItem(content_id=i.content_id, topic_id=i.topic_id, stage=i.stage,
+                            predicted_success=_num(i.predicted_success), source=i.source, visits=int(i.visits),
+                            language=i.language, kind=i.kind, difficulty=float(i.difficulty), reason=i.reason)
+                   for i in b.items],
+        )
+        for b in path.bundles
+    ]
+    return PathResponse(user_id=path.user_id, model_version=version, bundles=bundles, languages=list(path.languages),
+                        goal_topics=list(path.goal_topics), n_walk_candidates=int(path.n_walk_candidates),
+                        walk_steps=int(path.walk_steps))

@@ -1,4 +1,8 @@
-"""Run ``kt serve`` as a real subprocess on 127.0.0.1 for crash and fuzz tests."""
+"""``kt serve`` as a child process on 127.0.0.1: for crash and fuzz tests, benchmarks and demos.
+
+The child gets its settings through ``KT_*`` environment variables; :meth:`LiveServer.start`
+returns once ``/readyz`` answers 200 (a champion is loaded and the store answers).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from kt.store.pgserver import free_port
 
 
 class LiveServer:
+    """``LiveServer(home, db_url, api_key, log_path).start()`` ... ``.kill()`` (SIGKILL) / ``.stop()``."""
+
     def __init__(self, home: Path, db_url: str, api_key: str, log_path: Path, poll_seconds: float = 1.0) -> None:
         self.home, self.db_url, self.api_key, self.log_path = home, db_url, api_key, log_path
         self.poll_seconds = poll_seconds

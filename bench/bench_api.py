@@ -1,0 +1,300 @@
+"""API latency and throughput of learning-path requests on loopback, at 100k users x 1M items.
+
+Setup (cached under ``<home>/data/bench/api`` so reruns skip it):
+
+1. the simulator's ``bench`` world (100k users, 1M items, 100 topics, one week of events);
+2. loaded into the SQLite store through the same validated loader as ``kt store load``;
+3. a DKT trained for one epoch on 5k of its users, registered in MLflow and promoted to champion;
+4. every user's mastery state bootstrapped from the event log (what ingest through the API
+   would have left behind), so the run measures the steady state, not first-touch rebuilds.
+
+Run: ``kt serve`` in a child process (uvicorn, one worker, 127.0.0.1); warm up; then
+
+* closed loop: ``--concurrency`` clients sending back to back for ``--seconds`` (max throughput);
+* open loop: requests started at a fixed rate (``--rate``, default 300/s) for ``--seconds``,
+  latency measured from the scheduled start (no coordinated omission);
+
+each request is ``GET /v1/users/{u}/path?bundles=3&size=5`` for a user drawn uniformly from
+the 100k. The client (httpx.AsyncClient) shares the machine's cores with the server, as the
+product backend would not; numbers are what this box gives with both on it.
+
+Writes bench/results/api.json and bench/results/api.md.
+Run: ``nice .venv/bin/python -m bench.bench_api`` (``--quick``: a 2k-user x 20k-item world).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+API_KEY = "bench-key"
+
+
+def _settings(work: Path):
+    from kt.config import Settings
+
+    return Settings(home=work, db_url=f"sqlite:///{work / 'ktpath.db'}", api_keys=(API_KEY,))
+
+
+def prepare(work: Path, quick: bool, log) -> dict:
+    """World, store, champion and bootstrapped mastery states; each step skipped when done."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    from kt.sim import generate_world, preset
+    from kt.store import EventStore
+    from kt.store.loader import load_world_into_store
+    from kt.train.tracking import champion_version
+
+    work.mkdir(parents=True, exist_ok=True)
+    settings = _settings(work)
+    world_dir = work / "world"
+    cfg = preset("small", n_users=2_000, n_items=20_000, days=7) if quick else preset("bench")
+    timings: dict[str, float] = {}
+    if not (world_dir / "world.json").exists():
+        t = time.perf_counter()
+        generate_world(cfg, world_dir)
+        timings["generate_world_s"] = time.perf_counter() - t
+        log(f"world generated in {timings['generate_world_s']:.0f}s")
+    store = EventStore(settings.db_url)
+    if store.counts()["items"] < cfg.n_items:
+        t = time.perf_counter()
+        report = load_world_into_store(store, world_dir)
+        timings["store_load_s"] = time.perf_counter() - t
+        log(f"store loaded in {timings['store_load_s']:.0f}s: {report.events_inserted} events")
+    if champion_version(settings) is None:
+        t = time.perf_counter()
+        _train_champion(settings, world_dir, work)
+        timings["train_register_s"] = time.perf_counter() - t
+        log(f"champion trained and promoted in {timings['train_register_s']:.0f}s")
+    t = time.perf_counter()
+    n_boot = _bootstrap_states(settings, store, log)
+    if n_boot:
+        timings["bootstrap_states_s"] = time.perf_counter() - t
+    counts = store.counts()
+    store.close()
+    return {"counts": counts, "timings": timings, "world": cfg.to_dict()}
+
+
+def _train_champion(settings, world_dir: Path, work: Path) -> None:
+    from kt.data.datasets import load_world_dataset
+    from kt.train.tracking import MLflowTracker, promote
+    from kt.train.trainer import TrainConfig, train
+
+    splits = load_world_dataset(settings, world_dir=world_dir)
+    splits.train = splits.train.subset(np.arange(min(5000, len(splits.train))))
+    splits.valid = splits.valid.subset(np.arange(min(1000, len(splits.valid))))
+    splits.test = splits.test.subset(np.arange(min(1000, len(splits.test))))
+    cfg = TrainConfig(model="dkt", model_params={"dim": 64}, max_epochs=1, device="cpu", amp=False,
+                      batch_size=128, progress=False)
+    result = train(cfg, splits, checkpoint_dir=work / "ckpt")
+    tracker = MLflowTracker(settings, run_name="bench-api")
+    version = tracker.register_checkpoint(result.checkpoint_path, tags={"data": "bench-api"})
+    tracker.finish()
+    promote(settings, version=version)
+
+
+def _bootstrap_states(settings, store, log) -> int:
+    """Every user's state from the log, batched (as ``observe`` on ingest would have built it)."""
+    import pandas as pd
+
+    from kt.mastery.store import MasteryStateStore
+    from kt.mastery.tracker import MasteryTracker
+    from kt.train.tracking import champion_version, load_champion
+
+    version = champion_version(settings)
+    states = MasteryStateStore(store.url)
+    n_users = store.counts()["users"]
+    if len(states.users(str(version))) >= 0.99 * n_users:
+        return 0
+    loaded = load_champion(settings)
+    items = store.read_table("items")[["content_id", "topics"]]
+    topics = store.read_table("topics")["topic_id"].tolist()
+    tracker = MasteryTracker.from_loaded(loaded, items, model_version=str(version), state_store=states, topics=topics)
+    primary = pd.Series(items["topics"].str.split("|", n=1).str[0].to_numpy(), index=items["content_id"].to_numpy())
+    done = 0
+    for part in store.iter_events(batch_size=100_000):
+        part = part[part["outcome"].notna()]
+        inter = part.assign(topic_id=part["content_id"].map(primary), outcome=part["outcome"].astype(int))
+        tracker.observe_many(inter[["user_id", "content_id", "topic_id", "outcome", "timestamp"]])
+        done += len(inter)
+        log(f"  bootstrapped {done} interactions")
+    # a user whose events straddle two parts got both halves in order (parts are user-sorted)
+    return done
+
+
+# ---------------------------------------------------------------------------- load generation
+async def _closed_loop(url: str, users: list[str], concurrency: int, seconds: float, params: dict) -> dict:
+    import httpx
+
+    lat: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker(http: httpx.AsyncClient, rng: random.Random) -> None:
+        nonlocal errors
+        while time.perf_counter() < stop:
+            u = rng.choice(users)
+            t = time.perf_counter()
+            r = await http.get(f"/v1/users/{u}/path", params=params)
+            lat.append(time.perf_counter() - t)
+            errors += r.status_code != 200
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": API_KEY}, timeout=30, limits=limits) as http:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(http, random.Random(i)) for i in range(concurrency)))
+        wall = time.perf_counter() - t0
+    return _summary(lat, errors, wall, mode=f"closed loop, {concurrency} concurrent clients")
+
+
+async def _open_loop(url: str, users: list[str], rate: float, seconds: float, params: dict) -> dict:
+    import httpx
+
+    lat: list[float] = []
+    errors = 0
+    rng = random.Random(1)
+    n = int(rate * seconds)
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": API_KEY}, timeout=30, limits=limits) as http:
+        t0 = time.perf_counter()
+
+        async def one(i: int) -> None:
+            nonlocal errors
+            scheduled = t0 + i / rate
+            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            try:
+                r = await http.get(f"/v1/users/{rng.choice(users)}/path", params=params)
+                errors += r.status_code != 200
+            except httpx.HTTPError:
+                errors += 1
+            lat.append(time.perf_counter() - scheduled)  # from the scheduled start: queueing counts
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+        wall = time.perf_counter() - t0
+    return _summary(lat, errors, wall, mode=f"open loop, {rate:.0f} requests/s offered")
+
+
+def _summary(lat: list[float], errors: int, wall: float, mode: str) -> dict:
+    a = np.asarray(lat) * 1e3
+    return {
+        "mode": mode, "requests": len(lat), "errors": int(errors), "wall_s": wall, "throughput_rps": len(lat) / wall,
+        "p50_ms": float(np.percentile(a, 50)), "p90_ms": float(np.percentile(a, 90)),
+        "p99_ms": float(np.percentile(a, 99)), "max_ms": float(a.max()),
+    }
+
+
+def _metrics_latency(url: str) -> dict:
+    """The server's own view (Prometheus histogram of the path route): share of requests <= 50 ms."""
+    import httpx
+
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    buckets = {}
+    for line in text.splitlines():
+        if line.startswith("ktpath_http_request_duration_seconds_bucket") and 'route="/v1/users/{user_id}/path"' in line:
+            le = line.split('le="')[1].split('"')[0]
+            buckets[le] = float(line.rsplit(" ", 1)[1])
+    total = buckets.get("+Inf", 0.0)
+    return {"server_requests": total, "server_share_le_50ms": (buckets.get("0.05", 0.0) / total) if total else None}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a 2k-user x 20k-item world (seconds, for a smoke check)")
+    ap.add_argument("--work", default=None, help="setup cache (default: <home>/data/bench/api[-quick])")
+    ap.add_argument("--seconds", type=float, default=30.0, help="duration of each load phase")
+    ap.add_argument("--concurrency", type=int, default=8, help="closed-loop clients")
+    ap.add_argument("--rate", type=float, default=300.0, help="open-loop offered rate (requests/s)")
+    ap.add_argument("--max-requests", type=int, default=20_000, help="cap on requests per phase")
+    ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    ap.add_argument("--prepare-only", action="store_true", help="build the cached setup and stop")
+    args = ap.parse_args()
+
+    from kt.config import Settings
+
+    home = Settings.from_env().home
+    work = Path(args.work) if args.work else home / "data" / "bench" / ("api-quick" if args.quick else "api")
+    t_all = time.perf_counter()
+
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - t_all:6.0f}s] {msg}", flush=True)
+
+    setup = prepare(work.resolve(), args.quick, log)
+    if args.prepare_only:
+        return
+    settings = _settings(work.resolve())
+    from kt.store import EventStore
+
+    store = EventStore(settings.db_url)
+    users = store.read_table("users")["user_id"].tolist()
+    store.close()
+
+    from kt.api.live import LiveServer
+
+    t = time.perf_counter()
+    server = LiveServer(settings.home, settings.db_url, API_KEY, work / "serve.log", poll_seconds=5.0).start(timeout=900)
+    startup_s = time.perf_counter() - t
+    log(f"server ready in {startup_s:.0f}s on {server.url}")
+    params = {"bundles": 3, "size": 5}
+    try:
+        seconds = min(args.seconds, args.max_requests / max(args.rate, 1))
+        asyncio.run(_closed_loop(server.url, users, 4, 5.0, params))  # warm-up (imports, caches, JIT paths)
+        closed = asyncio.run(_closed_loop(server.url, users, args.concurrency, args.seconds, params))
+        log(f"closed loop: {closed['throughput_rps']:.0f} req/s, p50 {closed['p50_ms']:.1f} ms, p99 {closed['p99_ms']:.1f} ms")
+        opened = asyncio.run(_open_loop(server.url, users, args.rate, seconds, params))
+        log(f"open loop @ {args.rate:.0f}/s: {opened['throughput_rps']:.0f} req/s, p50 {opened['p50_ms']:.1f} ms, "
+            f"p99 {opened['p99_ms']:.1f} ms, errors {opened['errors']}")
+        server_view = _metrics_latency(server.url)
+    finally:
+        server.stop()
+
+    result = {
+        "setup": setup, "server_startup_s": startup_s, "closed_loop": closed, "open_loop": opened,
+        "server_metrics": server_view, "request": "GET /v1/users/{u}/path?bundles=3&size=5, u uniform over all users",
+        "target": {"p99_ms": 50, "rps": 300},
+        "meets_target": bool(opened["p99_ms"] <= 50 and opened["throughput_rps"] >= 0.98 * 300 and args.rate >= 300),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "bench_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "quick": args.quick,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    name = "api_quick" if args.quick else "api"
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    md = _markdown(result)
+    (RESULTS / f"{name}.md").write_text(md)
+    print(md)
+
+
+def _markdown(r: dict) -> str:
+    c = r["counts"] if "counts" in r else r["setup"]["counts"]
+    rows = [r["closed_loop"], r["open_loop"]]
+    lines = [
+        "### API (`kt serve`, `bench/bench_api.py`)",
+        "",
+        f"Store: {c['users']:,} users, {c['items']:,} items, {c['events']:,} events (SQLite, WAL). "
+        f"One uvicorn worker on 127.0.0.1, {r['machine']['cpus']} CPU cores shared with the load client. "
+        f"Request: `{r['request']}`. Server startup (1M-item catalog, topic index, graph, model): "
+        f"{r['server_startup_s']:.0f} s.",
+        "",
+        "| mode | requests | errors | throughput (req/s) | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for x in rows:
+        lines.append(f"| {x['mode']} | {x['requests']:,} | {x['errors']} | {x['throughput_rps']:.0f} | {x['p50_ms']:.1f} | "
+                     f"{x['p90_ms']:.1f} | {x['p99_ms']:.1f} | {x['max_ms']:.0f} |")
+    verdict = "meets" if r["meets_target"] else "does not meet"
+    lines += ["", f"Target p99 <= 50 ms at >= 300 requests/s: this run **{verdict}** it.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
