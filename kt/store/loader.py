@@ -58,7 +58,7 @@ def load_world_into_store(
     for start in range(0, len(events), batch_size):
         part = events.iloc[start : start + batch_size].copy()
         part["outcome"] = outcome[start : start + batch_size]
-        res = store.insert_events(part.to_dict("records"))
+        res = store.insert_events(part)
         report.events_inserted += len(res.inserted)
         report.events_duplicate += len(res.duplicates)
     report.rows["events"] = len(events)

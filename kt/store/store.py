@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, Table, create_engine, event, func, select, text, tuple_
+from sqlalchemy import DateTime, Engine, Table, create_engine, event, func, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from kt.data.schema import EVENTS
@@ -125,26 +125,29 @@ class EventStore:
             return False
 
     # ------------------------------------------------------------------ events
-    def insert_events(self, rows: Sequence[Mapping[str, Any]]) -> IngestResult:
+    def insert_events(self, rows: Sequence[Mapping[str, Any]] | pd.DataFrame) -> IngestResult:
         """Store events idempotently; committed before returning.
 
         Each row has the contract's event columns (``EVENT_COLUMNS``) plus ``outcome`` (0/1, or
         None/NaN when the outcome rule finds the event ambiguous).
         Ids repeated inside the batch count once; later copies are duplicates.
         """
-        if not rows:
+        if len(rows) == 0:
             return IngestResult()
         now = datetime.now(UTC)
+        candidates = _frame_records(rows, now) if isinstance(rows, pd.DataFrame) else (
+            self._event_record(r, now) for r in rows
+        )
         records: list[dict[str, Any]] = []
         seen: set[str] = set()
         batch_dups: list[str] = []
-        for r in rows:
-            eid = str(r["event_id"])
+        for rec in candidates:
+            eid = rec["event_id"]
             if eid in seen:
                 batch_dups.append(eid)
                 continue
             seen.add(eid)
-            records.append(self._event_record(r, now))
+            records.append(rec)
         stmt = _INSERTS[self.dialect](events).on_conflict_do_nothing(index_elements=["event_id"])
         stmt = stmt.returning(events.c.event_id)
         inserted: set[str] = set()
@@ -283,11 +286,12 @@ class EventStore:
     def upsert(self, table: str | Table, rows: Sequence[Mapping[str, Any]] | pd.DataFrame) -> int:
         """Insert or update rows of a catalog table by primary key; returns the row count."""
         tbl = CATALOG_TABLES[table] if isinstance(table, str) else table
-        if isinstance(rows, pd.DataFrame):
-            rows = rows.to_dict("records")
         names = [c.name for c in tbl.columns]
         pk = [c.name for c in tbl.primary_key.columns]
-        records = [self._catalog_record(tbl, r, names) for r in rows]
+        if isinstance(rows, pd.DataFrame):
+            records = _table_records(tbl, rows)
+        else:
+            records = [self._catalog_record(tbl, r, names) for r in rows]
         if not records:
             return 0
         ins = _INSERTS[self.dialect](tbl)
@@ -339,6 +343,55 @@ class EventStore:
             for name, tbl in {"events": events, **CATALOG_TABLES}.items():
                 out[name] = int(conn.execute(select(func.count()).select_from(tbl)).scalar_one())
         return out
+
+
+def _is_time(column) -> bool:
+    return isinstance(column.type, DateTime)
+
+
+def _column_values(series: pd.Series, as_time: bool, default_now: datetime | None = None) -> list:
+    """A column as Python values for the driver: UTC datetimes, str, int/float, None for nulls."""
+    if as_time:
+        ts = pd.to_datetime(series, utc=True)
+        out = [None if v is pd.NaT else v for v in ts.dt.to_pydatetime().tolist()]
+        return [default_now if v is None else v for v in out] if default_now is not None else out
+    values = series.astype(object).where(series.notna(), None).tolist()
+    return [v.item() if hasattr(v, "item") and not isinstance(v, str) else v for v in values]
+
+
+def _table_records(tbl: Table, df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Vectorised ``_catalog_record`` for a DataFrame (world loads: millions of rows)."""
+    now = datetime.now(UTC)
+    cols = {}
+    for c in tbl.columns:
+        if c.name not in df.columns:
+            cols[c.name] = [now if _is_time(c) else None] * len(df)
+        elif _is_time(c):
+            cols[c.name] = _column_values(df[c.name], True, now)
+        else:
+            vals = _column_values(df[c.name], False)
+            cols[c.name] = [v if v is None or isinstance(v, (int, float)) else str(v) for v in vals]
+    names = list(cols)
+    return [dict(zip(names, row, strict=True)) for row in zip(*cols.values(), strict=True)]
+
+
+def _frame_records(df: pd.DataFrame, now: datetime) -> Iterator[dict[str, Any]]:
+    """Vectorised ``_event_record`` for a DataFrame of events."""
+    ids = df["event_id"].astype(str).tolist()
+    users = df["user_id"].astype(str).tolist()
+    contents = df["content_id"].astype(str).tolist()
+    times = _column_values(df["timestamp"], True)
+    folders = (_column_values(df["folder_id"], False) if "folder_id" in df.columns else [None] * len(df))
+    signals = {k: (_column_values(df[k], False) if k in df.columns else [None] * len(df)) for k in SIGNAL_COLUMNS}
+    outcome = _column_values(df["outcome"], False) if "outcome" in df.columns else [None] * len(df)
+    for i in range(len(df)):
+        yield {
+            "event_id": ids[i], "user_id": users[i], "content_id": contents[i], "timestamp": times[i],
+            "folder_id": None if folders[i] is None else str(folders[i]),
+            "signals": {k: v[i] for k, v in signals.items()},
+            "outcome": None if outcome[i] is None else int(outcome[i]),
+            "ingested_at": now,
+        }
 
 
 def _chunks(seq: Sequence, n: int) -> Iterator[Sequence]:

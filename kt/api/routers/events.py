@@ -61,7 +61,7 @@ def ingest_events(batch: EventBatch, services: Services = Depends(get_services))
     duplicates = list(repeated)
     if len(accepted):
         accepted = accepted.assign(outcome=event_outcomes(accepted, services.rule))
-        result = services.store.insert_events(accepted.to_dict("records"))
+        result = services.store.insert_events(accepted)
         inserted, duplicates = result.inserted, result.duplicates + duplicates
         _update_mastery(services, accepted[accepted["event_id"].isin(set(inserted))])
 
