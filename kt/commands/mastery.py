@@ -38,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--chunk-users", type=int, default=20_000, help="users held in memory at once")
     s.add_argument("--batch-users", type=int, default=256, help="users per model batch")
     s.add_argument("--practiced-only", action="store_true", help="only topics the user practised")
+    s.add_argument("--no-decay-check", action="store_true",
+                   help="skip the per-event panel query (needs_review then only from time since practice)")
     s.set_defaults(func=run_score)
 
     q = sub.add_parser("quality", help="estimated vs true mastery on a simulated world, with baselines")
@@ -124,7 +126,7 @@ def run_score(args) -> int:
     try:
         summary = score_world(loaded.model, catalog, world, out, cfg, chunk_users=args.chunk_users,
                               batch_users=args.batch_users, rank=info.rank, world_size=info.world_size,
-                              practiced_only=args.practiced_only)  # fmt: skip
+                              practiced_only=args.practiced_only, decay_check=not args.no_decay_check)  # fmt: skip
         barrier()
     finally:
         cleanup_distributed()

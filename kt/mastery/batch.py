@@ -81,9 +81,16 @@ def score_interactions(
     now: float | None = None,
     batch_users: int = 256,
     practiced_only: bool = False,
+    decay_check: bool = True,
 ) -> pd.DataFrame:
     """Mastery rows (user x topic) from interactions (user_id, content_id, topic_id, timestamp
-    or t [unix s], outcome). ``now``: unix seconds of the as-of time (default: latest event)."""
+    or t [unix s], outcome). ``now``: unix seconds of the as-of time (default: latest event).
+
+    decay_check: query the practised topic's panel after every interaction, so ``needs_review``
+    also fires when the estimate fell since the last practice. One extra ``query`` per step:
+    cheap for recurrent states, a window ``forward`` per step for attention models; without it
+    only the time rule of ``needs_review`` applies.
+    """
     if interactions.empty:
         return pd.DataFrame({f.name: pd.Series(dtype=object) for f in OUTPUT_SCHEMA}).drop(columns="updated_at")
     df = interactions
@@ -107,7 +114,7 @@ def score_interactions(
         times = np.zeros(data.items.shape)
         for j, u in enumerate(sel):
             times[j, : ends[u] - starts[u]] = t[starts[u] : ends[u]]
-        res = replay(model, catalog, model.init_state(len(sel)), dims, data)
+        res = replay(model, catalog, model.init_state(len(sel)), dims, data, track_practiced=decay_check)
         mastery = mastery_of_groups(model, catalog, res.groups, dims, len(sel))
         n_obs, last, pm = topic_stats(data, times, res.practiced, catalog.num_topics)
         frames.append(_rows(uniq[sel], catalog.topic_ids, mastery, n_obs, last, pm, now_s, config, practiced_only))
@@ -168,6 +175,7 @@ def score_world(
     rule=None,
     practiced_only: bool = False,
     tmp_dir: str | Path | None = None,
+    decay_check: bool = True,
 ) -> ScoreSummary:
     """Score this rank's users of ``world_dir`` into the Parquet file ``out_path``."""
     t0 = time.perf_counter()
@@ -208,7 +216,7 @@ def score_world(
         with pq.ParquetWriter(out_path, OUTPUT_SCHEMA) as out:
             for b in sorted(writers):
                 inter = pq.read_table(work / f"bucket-{b}.parquet").to_pandas()
-                scored = score_interactions(model, catalog, inter, config, now_s, batch_users, practiced_only)
+                scored = score_interactions(model, catalog, inter, config, now_s, batch_users, practiced_only, decay_check)
                 scored["updated_at"] = pd.Timestamp.now("UTC").floor("us")
                 out.write_table(pa.Table.from_pandas(scored, schema=OUTPUT_SCHEMA, preserve_index=False))
                 n_rows += len(scored)

@@ -89,3 +89,17 @@ def test_empty_user_filter_gives_no_rows(tmp_path, world, trained, items, topics
     df = pd.read_parquet(tmp_path / "p.parquet")
     assert s.n_rows == len(df) and len(df) < 40 * len(topics)
     assert np.isfinite(df["mastery"]).all()
+
+
+def test_decay_check_only_adds_review_stages(trained, items, topics, interactions):
+    from kt.mastery import score_interactions
+
+    _, loaded = trained
+    cat = TopicCatalog.build(loaded.model, loaded.item_vocab, loaded.concept_vocab, items, topics)
+    some = interactions[interactions["user_id"].isin(interactions["user_id"].unique()[:30])]
+    cfg = MasteryConfig()
+    with_check = score_interactions(loaded.model, cat, some, cfg, decay_check=True)
+    without = score_interactions(loaded.model, cat, some, cfg, decay_check=False)
+    np.testing.assert_allclose(with_check["mastery"], without["mastery"])
+    differ = with_check["stage"] != without["stage"]
+    assert (with_check.loc[differ, "stage"] == "needs_review").all()
