@@ -50,7 +50,7 @@ class PaddedBatcher:
         token_budget: int | None = None,
         shuffle: bool = True,
         seed: int = 0,
-        chunk_batches: int = 50,
+        chunk_batches: int = 16,
         min_len: int = 1,
         rank: int = 0,
         world_size: int = 1,
@@ -181,7 +181,7 @@ def _identity(x):
     return x
 
 
-def batch_loader(batcher: PaddedBatcher, num_workers: int = 0, pin_memory: bool = False):
+def batch_loader(batcher: PaddedBatcher, num_workers: int = 0):
     """Iterate (KTBatch, window_ids) over this rank's share of the current epoch.
 
     With ``num_workers=0`` batches are built inline (a gather costs about as much as a
@@ -195,7 +195,6 @@ def batch_loader(batcher: PaddedBatcher, num_workers: int = 0, pin_memory: bool 
         batch_size=None,
         shuffle=False,
         num_workers=num_workers,
-        pin_memory=pin_memory,
         collate_fn=_identity,
         persistent_workers=False,
     )

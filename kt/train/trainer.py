@@ -45,6 +45,8 @@ class TrainConfig:
     model: registered model name; model_params: its hyper-parameters (dim, dropout, ...;
       num_items/num_concepts/max_len come from the data and ``max_len``).
     batch_size: windows per batch, or ``token_budget``: max padded tokens per batch.
+    bucket_chunk_batches: larger = less padding, less randomness in batch composition. On
+      ASSIST2015 (batch 256) the real-token fill is 0.83 at 16, 0.95 at 50, 0.18 padded to 200.
     patience: epochs without a validation-AUC improvement before stopping.
     device: "auto" (CUDA when visible), "cpu", "cuda", "cuda:1". amp: bf16 autocast on CUDA.
     num_workers: DataLoader processes building batches (0 = inline).
@@ -57,6 +59,7 @@ class TrainConfig:
     lr: float = 1e-3
     batch_size: int = 256
     token_budget: int | None = None
+    bucket_chunk_batches: int = 16  # length-sort within shuffled chunks of this many batches
     eval_batch_size: int = 512
     max_epochs: int = 200
     patience: int = 10
@@ -68,6 +71,7 @@ class TrainConfig:
     amp: bool = True
     num_workers: int = 0
     max_len: int = 200
+    find_unused_parameters: bool = False  # DDP: set for models with parameters a batch may skip
     progress: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -226,7 +230,8 @@ def train(
     net: torch.nn.Module = model
     if dist_info.enabled:
         net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=config.find_unused_parameters,
         )
 
     batcher = PaddedBatcher(
@@ -234,6 +239,7 @@ def train(
         config.batch_size,
         config.max_len,
         token_budget=config.token_budget,
+        chunk_batches=config.bucket_chunk_batches,
         shuffle=True,
         seed=config.seed,
         min_len=2,  # a length-1 window has no position t >= 1 to learn from
@@ -253,7 +259,7 @@ def train(
         batcher.set_epoch(epoch)
         t0 = time.perf_counter()
         loss_sum, n_pos, n_inter = 0.0, 0, 0
-        loader = batch_loader(batcher, config.num_workers, pin_memory=device.type == "cuda")
+        loader = batch_loader(batcher, config.num_workers)
         bar = tqdm(loader, total=len(batcher), desc=f"epoch {epoch}", disable=not show, leave=False, file=sys.stderr)
         for batch, ids in bar:
             seen.update(int(i) for i in ids)

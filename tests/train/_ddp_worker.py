@@ -19,7 +19,9 @@ from kt.train.trainer import TrainConfig, train  # noqa: E402
 
 def main(out: Path) -> None:
     rank = int(os.environ["RANK"])
-    config = TrainConfig(model="dkt", model_params={"dim": 16, "hidden": 16}, lr=1e-2, batch_size=16,
+    model = os.environ.get("KT_TEST_MODEL", "dkt")
+    params = {"dim": 16, "hidden": 16} if model == "dkt" else {"dim": 16}
+    config = TrainConfig(model=model, model_params=params, lr=1e-2, batch_size=16,
                          max_epochs=2, device="cpu", max_len=30, seed=7, progress=False)
     res = train(config, make_splits(), checkpoint_dir=out / f"ck_rank{rank}")
     torch.save(res.model.state_dict(), out / f"weights_rank{rank}.pt")
