@@ -165,7 +165,8 @@ async def _open_loop(url: str, users: list[str], rate: float, seconds: float, pa
     rng = random.Random(1)
     n = int(rate * seconds)
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": API_KEY}, timeout=30, limits=limits) as http:
+    # a request not answered within 10 s counts as an error (and bounds the run when overloaded)
+    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": API_KEY}, timeout=10, limits=limits) as http:
         t0 = time.perf_counter()
 
         async def one(i: int) -> None:
@@ -241,7 +242,8 @@ def main() -> None:
     from kt.api.live import LiveServer
 
     t = time.perf_counter()
-    server = LiveServer(settings.home, settings.db_url, API_KEY, work / "serve.log", poll_seconds=5.0).start(timeout=900)
+    server = LiveServer(settings.home, settings.db_url, API_KEY, work / "serve.log", poll_seconds=5.0,
+                        workers=args.workers).start(timeout=1800)
     startup_s = time.perf_counter() - t
     log(f"server ready in {startup_s:.0f}s on {server.url}")
     params = {"bundles": 3, "size": 5}
@@ -264,7 +266,7 @@ def main() -> None:
         "meets_target": bool(opened["p99_ms"] <= 50 and opened["throughput_rps"] >= 0.98 * 300 and args.rate >= 300),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "bench_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "quick": args.quick,
+        "quick": args.quick, "workers": args.workers, "load_avg": round(os.getloadavg()[0], 1),
     }
     RESULTS.mkdir(exist_ok=True)
     name = "api_quick" if args.quick else "api"
@@ -281,7 +283,8 @@ def _markdown(r: dict) -> str:
         "### API (`kt serve`, `bench/bench_api.py`)",
         "",
         f"Store: {c['users']:,} users, {c['items']:,} items, {c['events']:,} events (SQLite, WAL). "
-        f"One uvicorn worker on 127.0.0.1, {r['machine']['cpus']} CPU cores shared with the load client. "
+        f"{r.get('workers', 1)} uvicorn worker(s) on 127.0.0.1, {r['machine']['cpus']} CPU cores shared with the load "
+        f"client (and, during this run, with other jobs: load average {r.get('load_avg', '?')}). "
         f"Request: `{r['request']}`. Server startup (1M-item catalog, topic index, graph, model): "
         f"{r['server_startup_s']:.0f} s.",
         "",

@@ -21,9 +21,10 @@ from kt.store.pgserver import free_port
 class LiveServer:
     """``LiveServer(home, db_url, api_key, log_path).start()`` ... ``.kill()`` (SIGKILL) / ``.stop()``."""
 
-    def __init__(self, home: Path, db_url: str, api_key: str, log_path: Path, poll_seconds: float = 1.0) -> None:
+    def __init__(self, home: Path, db_url: str, api_key: str, log_path: Path, poll_seconds: float = 1.0,
+                 workers: int = 1) -> None:
         self.home, self.db_url, self.api_key, self.log_path = home, db_url, api_key, log_path
-        self.poll_seconds = poll_seconds
+        self.poll_seconds, self.workers = poll_seconds, workers
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
 
@@ -35,7 +36,7 @@ class LiveServer:
         env = {**os.environ, "KT_HOME": str(self.home), "KT_DB_URL": self.db_url, "KT_API_KEYS": self.api_key,
                "MLFLOW_DISABLE_TELEMETRY": "true", "WANDB_MODE": "disabled"}
         cmd = [sys.executable, "-m", "kt.cli", "serve", "--port", str(self.port), "--poll-seconds", str(self.poll_seconds),
-               "--log-level", "warning"]
+               "--log-level", "warning", "--workers", str(self.workers)]
         self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
