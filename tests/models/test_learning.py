@@ -67,4 +67,5 @@ def test_learns_synthetic_rule(name, kit):
     with torch.no_grad():
         scores = model(test)[:, 5:].reshape(-1)  # after a few answers the ability is visible
     labels = test.responses[:, 5:].reshape(-1)
-    assert auc(scores, labels) > 0.75
+    # knowing only which concepts are easy gives AUC ~0.76 here; above it needs the history
+    assert auc(scores, labels) > 0.79
