@@ -8,6 +8,7 @@ this wrapper makes the registered model usable by generic MLflow tooling
 from __future__ import annotations
 
 import mlflow.pyfunc
+import pandas as pd
 import torch
 
 from kt.models.base import KTBatch
@@ -25,7 +26,7 @@ class KTPyfuncModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         self.loaded = load_checkpoint(context.artifacts["checkpoint"])
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> list[list[float]]:
         model = self.loaded.model
         out = []
         with torch.no_grad():
