@@ -1,0 +1,174 @@
+"""Which topics a user should work on next.
+
+Three sources, all read from the learner model's topic mastery and the prerequisite DAG:
+
+* **review**: topics the learner model marks ``needs_review`` (mastery decayed since practice);
+* **ready**: the "ready to learn" fringe, i.e. topics not yet mastered whose prerequisites are all
+  mastered or nearly (``>= ready_threshold``): Vygotsky's zone of proximal development read off
+  the knowledge structure, as in CSEAL (Liu et al., KDD 2019) which restricts candidate concepts to
+  those whose prerequisites are learnt;
+* **goal**: requested goal topics pull in their unmastered prerequisite ancestors, in
+  topological order, so a path walks up to the goal.
+
+Ready and review topics are weighted by the user's interests (topics of their recent highlights,
+decayed by recency) so the fringe is explored where the user already reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from kt.planner.config import PlannerConfig
+from kt.planner.prerequisites import PrerequisiteGraph
+
+
+@dataclass
+class TopicState:
+    mastery: float
+    stage: str
+    confidence: float = 0.0
+
+
+@dataclass
+class Target:
+    """A topic chosen for a bundle. ``source``: review | ready | goal; ``reason``: one line."""
+
+    topic_id: str
+    source: str
+    stage: str
+    mastery: float
+    score: float
+    reason: str
+
+
+def topic_states(frame: pd.DataFrame | None, topics: Iterable[str], config: PlannerConfig) -> dict[str, TopicState]:
+    """Learner-model frame -> topic -> state; topics it leaves out are ``new`` at ``unseen_mastery``."""
+    out = {str(t): TopicState(config.unseen_mastery, "new") for t in topics}
+    if frame is not None and len(frame):
+        conf = frame["confidence"].astype(float) if "confidence" in frame.columns else pd.Series(np.zeros(len(frame)))
+        for tid, m, stage, c in zip(frame["topic_id"].astype(str), frame["mastery"].astype(float),
+                                    frame["stage"].astype(str), conf, strict=True):
+            out[tid] = TopicState(float(m) if np.isfinite(m) else config.unseen_mastery, stage,
+                                  float(c) if np.isfinite(c) else 0.0)
+    return out
+
+
+def is_mastered(state: TopicState, config: PlannerConfig) -> bool:
+    return state.stage == "mastered" or (state.stage != "needs_review" and state.mastery >= config.mastered_threshold)
+
+
+def readiness(topic: str, states: dict[str, TopicState], prereqs: PrerequisiteGraph) -> float:
+    """Lowest mastery among the topic's prerequisites (1 when it has none)."""
+    parents = prereqs.parents.get(topic, [])
+    return min((states[p].mastery if p in states else 0.0 for p in parents), default=1.0)
+
+
+def goal_chain(goals: Iterable[str], states: dict[str, TopicState], prereqs: PrerequisiteGraph, config: PlannerConfig) -> list[str]:
+    """Goals plus their unmastered prerequisite ancestors, prerequisites first."""
+    need: set[str] = set()
+    for g in goals:
+        for t in {g, *prereqs.ancestors(g)}:
+            st = states.get(t)
+            if st is None or not is_mastered(st, config):
+                need.add(t)
+    return prereqs.topological(need)
+
+
+def select_targets(
+    states: dict[str, TopicState],
+    prereqs: PrerequisiteGraph,
+    interests: dict[str, float],
+    config: PlannerConfig,
+    limit: int,
+    goal_topics: Iterable[str] | None = None,
+) -> list[Target]:
+    """Up to ``limit`` targets, most important first (see :func:`path_order` for study order).
+
+    Without goals: reviews and the ready fringe by score. With goals: the goal chain's ready
+    topics and reviews by score, then the chain's not-yet-ready topics (prerequisites first),
+    then the goal's already mastered ancestors (consolidation), weakest first."""
+    goals = [str(g) for g in (goal_topics or [])]
+    interests = propagate_interests(interests, prereqs, config.interest_decay)
+    chain = set(goal_chain(goals, states, prereqs, config)) if goals else set()
+    scored: list[Target] = []
+    for t, st in states.items():
+        interest = interests.get(t, 0.0)
+        if st.stage == "needs_review":
+            on_path = t in chain or any(t in prereqs.ancestors(g) for g in goals)
+            scored.append(Target(t, "review", st.stage, st.mastery,
+                                 config.w_review + config.w_interest * interest + (config.w_goal if on_path else 0.0),
+                                 f"review: mastery decayed to {st.mastery:.2f}"))
+            continue
+        if is_mastered(st, config):
+            continue
+        r = readiness(t, states, prereqs)
+        if r < config.ready_threshold:
+            continue
+        # headroom (1 - mastery): the simulator-agnostic proxy of how much a bundle can still add
+        score = config.w_readiness * r + config.w_interest * interest + config.w_headroom * (1.0 - st.mastery)
+        if t in chain:
+            why = "goal" if t in goals else f"prerequisite of goal {', '.join(g for g in goals if t in prereqs.ancestors(g))}"
+            scored.append(Target(t, "goal", st.stage, st.mastery, score + config.w_goal, why))
+        else:
+            why = "ready: prerequisites mastered" if prereqs.parents.get(t) else "ready: no prerequisites"
+            scored.append(Target(t, "ready", st.stage, st.mastery, score, why))
+    scored.sort(key=lambda x: (-x.score, x.topic_id))
+    if goals:
+        # with a goal, only the goal chain (and reviews of decayed topics) is worth a bundle;
+        # chain topics not ready yet follow the ready ones, prerequisites first
+        scored = [x for x in scored if x.source in ("goal", "review")]
+        picked = scored[:limit]
+        done = {x.topic_id for x in picked}
+        for t in prereqs.topological(chain):
+            if len(picked) >= limit:
+                break
+            if t not in done:
+                st = states.get(t, TopicState(config.unseen_mastery, "new"))
+                why = "goal" if t in goals else "prerequisite of goal (after its own prerequisites)"
+                picked.append(Target(t, "goal", st.stage, st.mastery, 0.0, why))
+                done.add(t)
+        # then consolidate mastered ancestors of the goal, weakest first (more headroom)
+        solid = sorted({a for g in goals for a in prereqs.ancestors(g)} - done - chain,
+                       key=lambda t: (states.get(t, TopicState(0.0, "new")).mastery, t))
+        for t in solid:
+            if len(picked) >= limit:
+                break
+            st = states.get(t, TopicState(config.unseen_mastery, "new"))
+            picked.append(Target(t, "goal", st.stage, st.mastery, 0.0, "consolidate a prerequisite of the goal"))
+    else:
+        picked = scored[:limit]
+    return picked
+
+
+def path_order(targets: list[Target], prereqs: PrerequisiteGraph, review_first: bool = True) -> list[Target]:
+    """Targets in study order: reviews first (when ``review_first``), then topological, so no topic
+    comes before one of its prerequisites."""
+    rank = prereqs.rank()
+    return sorted(targets, key=lambda x: ((x.source != "review") if review_first else False, rank.get(x.topic_id, -1)))
+
+
+def propagate_interests(interests: dict[str, float], prereqs: PrerequisiteGraph, decay: float) -> dict[str, float]:
+    """A prerequisite inherits ``decay`` times the interest of the topics it unlocks, so the ready
+    ancestors of what the user reads rank high even when the topic itself is not ready."""
+    out = dict(interests)
+    for t in reversed(prereqs.topological(prereqs.topics)):
+        v = out.get(t, 0.0) * decay
+        if v > 0:
+            for p in prereqs.parents.get(t, []):
+                out[p] = max(out.get(p, 0.0), v)
+    return out
+
+
+def interest_weights(topic_lists: list[np.ndarray], weights: np.ndarray, topic_ids: list[str]) -> dict[str, float]:
+    """Recency-weighted topic frequencies of the user's recent items, scaled to max 1."""
+    acc: dict[str, float] = {}
+    for ts, w in zip(topic_lists, weights, strict=True):
+        for j, t in enumerate(ts):
+            key = topic_ids[int(t)]
+            acc[key] = acc.get(key, 0.0) + float(w) * (1.0 if j == 0 else 0.5)
+    top = max(acc.values(), default=0.0)
+    return {k: v / top for k, v in acc.items()} if top > 0 else {}

@@ -1,0 +1,65 @@
+"""Policies in the simulator: every policy runs from the same state and gets E_p and the other measures."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from kt.data.outcome import events_to_interactions
+from kt.data.sequences import Vocab
+from kt.mastery.tracker import MasteryTracker
+from kt.models.base import build_model
+from kt.planner import Planner, PlannerConfig
+from kt.planner.evaluation import EvalConfig, OracleLearner, evaluate, make_setup, results_table
+from kt.planner.policies import PlannerPolicy, baseline_policies
+
+
+def test_evaluation_runs_every_policy_and_reports_e_p(tiny):
+    world, env = tiny["world"], tiny["env"]
+    planner = Planner(tiny["catalog"], tiny["graph"], tiny["prereqs"], PlannerConfig())
+    inter, _ = events_to_interactions(world.events, world.items)
+    cfg = EvalConfig(users=6, steps=2, bundle_size=3, min_goal_ancestors=1, min_history=3)
+    setup = make_setup(world, env, tiny["prereqs"], inter, cfg)
+    assert len(setup.users) == 6
+    for u in setup.users:  # targets = goal + its ancestors, prerequisites first
+        assert setup.targets[u][-1] == setup.goals[u]
+        assert set(setup.targets[u][:-1]) == tiny["prereqs"].ancestors(setup.goals[u])
+    before = env.state.m.copy()
+    policies = [*baseline_policies(planner, world.events["content_id"].value_counts()), PlannerPolicy(planner)]
+    results = evaluate(policies, env, setup, planner, world.items, lambda e: OracleLearner(e), cfg)
+    np.testing.assert_array_equal(env.state.m, before)  # policies ran on forks
+    assert [r.policy for r in results] == ["random", "popularity", "pixie", "kt_greedy", "planner"]
+    for r in results:
+        assert np.isfinite(r.e_p) and -1.0 <= r.e_p <= 1.0 and len(r.per_user_e_p) == 6
+        assert r.e_start == results[0].e_start  # identical starting states
+        assert 0 < r.n_consumed <= 6 * 2 * 3 and 0.0 <= r.success_rate <= 1.0
+        assert 0.0 < r.coverage <= 1.0 and 0.0 <= r.diversity <= 1.0
+    table = results_table(results)
+    assert "| planner |" in table and "E_p" in table
+
+
+def test_evaluation_drives_the_mastery_tracker(tiny):
+    """The KT-based policies read an (untrained, tiny) DKT through the real MasteryTracker, which
+    absorbs the simulated events after every step."""
+    world, env = tiny["world"], tiny["env"]
+    torch.manual_seed(0)
+    items = Vocab(sorted(world.items["content_id"].astype(str)))
+    topics = Vocab(sorted(world.topics["topic_id"].astype(str)))
+    model = build_model("dkt", num_items=len(items), num_concepts=len(topics), dim=8, hidden=8)
+    inter, _ = events_to_interactions(world.events, world.items)
+    cfg = EvalConfig(users=3, steps=2, bundle_size=3, min_goal_ancestors=1, min_history=3)
+    setup = make_setup(world, env, tiny["prereqs"], inter, cfg)
+    trackers = []
+
+    def factory(_env):
+        tr = MasteryTracker(model, items, topics, world.items)
+        tr.observe_many(setup.interactions[["user_id", "content_id", "topic_id", "outcome", "timestamp"]])
+        trackers.append(tr)
+        return tr
+
+    planner = Planner(tiny["catalog"], tiny["graph"], tiny["prereqs"], PlannerConfig())
+    [res] = evaluate([PlannerPolicy(planner)], env, setup, planner, world.items, factory, cfg)
+    assert res.n_consumed > 0 and np.isfinite(res.e_p)
+    u = setup.users[0]
+    n_hist = int((setup.interactions["user_id"] == u).sum())
+    assert trackers[0].topic_mastery(u)["n_obs"].sum() > n_hist  # the step events were observed

@@ -1,0 +1,110 @@
+"""Learning paths: prerequisite order, goals, any concept graph; prerequisite learning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from planner_testlib import TableLearner, busiest_user, handmade_world, history_of
+
+from kt.data.io import load_world
+from kt.data.outcome import events_to_interactions
+from kt.planner import (
+    Catalog,
+    ItemFolderGraph,
+    LearnerModel,
+    Planner,
+    PlannerConfig,
+    PrerequisiteGraph,
+    edge_precision_recall,
+    learn_prerequisites,
+    render_path,
+)
+from kt.planner.prerequisites import build_dag
+from kt.sim import generate_world, preset
+
+
+def assert_prerequisite_order(path, prereqs: PrerequisiteGraph):
+    topics = [b.topic_id for b in path.bundles]
+    for i, t in enumerate(topics):
+        later = set(topics[i + 1 :])
+        assert not (prereqs.ancestors(t) & later), f"bundle {t} comes before its prerequisite(s) {prereqs.ancestors(t) & later}"
+
+
+def test_paths_respect_prerequisites_on_the_simulated_world(tiny, planner, oracle):
+    world, prereqs = tiny["world"], tiny["prereqs"]
+    deep = max(prereqs.topics, key=lambda t: (len(prereqs.ancestors(t)), t))
+    assert len(prereqs.ancestors(deep)) >= 1
+    n_checked = 0
+    for user in world.events["user_id"].value_counts().index[:8]:
+        user = str(user)
+        for goals in (None, [deep]):
+            path = planner.plan(user, oracle, history_of(world, user), n_bundles=4, bundle_size=3, goal_topics=goals)
+            assert_prerequisite_order(path, prereqs)
+            n_checked += len(path.bundles)
+    assert n_checked > 8
+
+
+def test_planner_works_on_a_handmade_concept_graph():
+    items, topics, prereq, folder_items = handmade_world()
+    cat = Catalog.from_frames(items, topics)
+    graph = ItemFolderGraph.from_frames(folder_items, cat)
+    dag = PrerequisiteGraph.from_frame(prereq, topics["topic_id"])
+    planner = Planner(cat, graph, dag, PlannerConfig(review_slots=0))
+    learner = TableLearner({"alg": 0.95, "calc": 0.3, "linalg": 0.1, "ml": 0.0}, cat)
+    assert isinstance(learner, LearnerModel)
+    hist = pd.DataFrame({"content_id": ["alg-000", "alg-002", "calc-000"],
+                         "timestamp": pd.to_datetime(["2026-01-01", "2026-01-02", "2026-01-03"], utc=True)})
+    path = planner.plan("u1", learner, hist, n_bundles=3, bundle_size=3, languages=["en"], goal_topics=["ml"])
+    topics_in_path = [b.topic_id for b in path.bundles]
+    # alg is mastered; calc and linalg (ready: alg mastered) come before ml, which needs both
+    assert set(topics_in_path[:2]) == {"calc", "linalg"} and topics_in_path[-1] == "ml"
+    assert all(i.language == "en" and i.content_id not in set(hist["content_id"]) for b in path.bundles for i in b.items)
+    assert "Machine learning" in render_path(path)
+    one = planner.next_bundle("u1", learner, hist, 3, ["en"], ["ml"])
+    assert one is not None and one.topic_id in {"calc", "linalg"}
+    with pytest.raises(ValueError, match="unknown topic"):
+        planner.plan("u1", learner, hist, goal_topics=["nope"])
+
+
+def test_walk_candidates_are_found_from_highlights_and_reported(tiny, planner, oracle):
+    world = tiny["world"]
+    user = busiest_user(world)
+    path = planner.plan(user, oracle, history_of(world, user), n_bundles=3, bundle_size=5)
+    assert path.n_walk_candidates > 0 and path.walk_steps > 0
+    sources = {i.source for b in path.bundles for i in b.items}
+    assert sources <= {"pixie", "topic_index", "fresh", "review"}
+
+
+def test_build_dag_drops_the_weakest_edge_of_a_cycle():
+    g = build_dag(["a", "b", "c"], [(0.9, "a", "b"), (0.8, "b", "c"), (0.1, "c", "a")], reduce=False)
+    assert set(g.edges) == {("a", "b"), ("b", "c")}
+    g = build_dag(["a", "b", "c"], [(0.9, "a", "b"), (0.8, "b", "c"), (0.7, "a", "c")], reduce=True)
+    assert set(g.edges) == {("a", "b"), ("b", "c")}  # a -> c is implied: transitive reduction
+    with pytest.raises(ValueError, match="cycle"):
+        PrerequisiteGraph(["a", "b"], [("a", "b"), ("b", "a")])
+
+
+def test_learned_prerequisites_beat_chance_on_a_tiny_world(tmp_path):
+    # the tiny preset with 300 users (about 6k events, under a second): 50 users are too few
+    generate_world(preset("tiny", n_users=300), tmp_path)
+    world = load_world(tmp_path)
+    inter, _ = events_to_interactions(world.events, world.items)
+    catalog = Catalog.from_world(world)
+    learned = learn_prerequisites(inter, world.topics["topic_id"], topic_difficulty=catalog.topic_mean_difficulty())
+    scores = edge_precision_recall(learned, PrerequisiteGraph.from_frame(world.prerequisites, world.topics["topic_id"]))
+    assert scores["n_learned"] >= 1
+    assert scores["precision"] > scores["chance_precision"]
+    # the learned graph is a DAG the planner can use
+    assert learned.topological(learned.topics)
+
+
+def test_planner_from_world_learns_prerequisites_when_the_catalog_has_none(tiny, oracle):
+    world = tiny["world"]
+    no_prereqs = type(world)(**{**world.__dict__, "prerequisites": world.prerequisites.iloc[0:0]})
+    planner = Planner.from_world(no_prereqs)
+    # learned from 50 users' interactions (few or no edges on so little data), over every topic
+    assert set(planner.prerequisites.topics) >= set(world.topics["topic_id"])
+    user = busiest_user(world)
+    path = planner.plan(user, oracle, history_of(world, user), n_bundles=2, bundle_size=3)
+    assert path.bundles and np.isfinite([i.predicted_success for b in path.bundles for i in b.items]).all()

@@ -1,0 +1,42 @@
+"""``kt recommend``: clear error without a model; a learning path with reasons with one."""
+
+from __future__ import annotations
+
+import torch
+
+from kt.cli import main
+from kt.data.sequences import Vocab
+from kt.models.base import build_model
+from kt.models.checkpoint import save_checkpoint
+
+
+def test_recommend_without_a_model_says_what_to_run(tiny, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KT_HOME", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    user = str(tiny["world"].events["user_id"].iloc[0])
+    rc = main(["recommend", "--user", user, "--world", str(tiny["dir"])])
+    err = capsys.readouterr().err
+    assert rc == 2 and "kt train" in err and "Traceback" not in err
+
+
+def test_recommend_prints_a_path_with_reasons(tiny, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KT_HOME", str(tmp_path))
+    world = tiny["world"]
+    torch.manual_seed(0)
+    items = Vocab(sorted(world.items["content_id"].astype(str)))
+    topics = Vocab(sorted(world.topics["topic_id"].astype(str)))
+    model = build_model("dkt", num_items=len(items), num_concepts=len(topics), dim=8, hidden=8)
+    ckpt = tmp_path / "model.pt"
+    save_checkpoint(ckpt, model, item_vocab=items, concept_vocab=topics)
+    user = str(world.events["user_id"].value_counts().index[0])
+    rc = main(["recommend", "--user", user, "--world", str(tiny["dir"]), "--checkpoint", str(ckpt),
+               "--bundles", "2", "--size", "3"])
+    out = capsys.readouterr().out
+    assert rc == 0 and f"Learning path for user {user}" in out
+    assert "predicted success" in out and "found by" in out
+    rc = main(["recommend", "--user", "nobody", "--world", str(tiny["dir"]), "--checkpoint", str(ckpt)])
+    assert rc == 2 and "not in" in capsys.readouterr().err
+    goal = str(world.topics["topic_id"].iloc[-1])
+    rc = main(["recommend", "--user", user, "--world", str(tiny["dir"]), "--checkpoint", str(ckpt), "--goal", goal, "--json"])
+    out = capsys.readouterr().out
+    assert rc == 0 and f'"{goal}"' in out and '"bundles"' in out
