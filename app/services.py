@@ -1,0 +1,169 @@
+"""Data access for the explorer: calls ``kt.*`` and caches; no computation of its own.
+
+Heavy objects (the world index, the champion's tracker, the planner) are built once per
+process with ``st.cache_resource`` and shared by every session; per-user views are cached
+with ``st.cache_data`` keyed by user and champion version. A missing piece of the embedded
+default raises :class:`kt.insights.MissingPiece` whose message names the command to run;
+pages show it with :func:`missing`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+
+from kt import insights
+from kt.config import Settings
+from kt.insights import MissingPiece
+
+DEMO_HINT = "run `kt demo` (or set KT_HOME to a directory where it ran)"
+
+
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+def missing(exc: Exception) -> None:
+    """Show a missing piece as a clear message instead of a traceback."""
+    st.info(f"{exc}", icon=":material/info:")
+
+
+# ----------------------------------------------------------------------------- world
+@st.cache_resource(show_spinner="Opening the world…")
+def world(world_dir: str) -> insights.WorldIndex:
+    return insights.WorldIndex(world_dir)
+
+
+def current_world() -> insights.WorldIndex:
+    return world(str(settings().world_dir))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def search_users(world_dir: str, query: str, page: int, page_size: int) -> insights.UserPage:
+    return world(world_dir).search_users(query, page, page_size)
+
+
+# ----------------------------------------------------------------------------- models
+@st.cache_data(ttl=30, show_spinner=False)
+def champion(tracking_uri: str, registered_model: str) -> insights.ChampionInfo | None:
+    """The champion (re-read every 30 s, so a promotion shows up without a restart)."""
+    s = settings().with_overrides(mlflow_tracking_uri=tracking_uri, registered_model=registered_model)
+    return insights.champion_info(s)
+
+
+def current_champion() -> insights.ChampionInfo | None:
+    s = settings()
+    return champion(s.mlflow_tracking_uri, s.registered_model)
+
+
+@dataclass
+class Served:
+    """The champion's tracker (in-memory state store: the explorer never writes the API's
+    states) and a lock, since Streamlit sessions run in threads."""
+
+    version: int
+    tracker: object  # kt.mastery.MasteryTracker
+    lock: threading.Lock
+
+
+@st.cache_resource(show_spinner="Loading the champion model…", max_entries=2)
+def served(world_dir: str, tracking_uri: str, registered_model: str, version: int) -> Served:
+    from kt.mastery.tracker import MasteryTracker
+    from kt.train.tracking import load_model_uri
+
+    s = settings().with_overrides(mlflow_tracking_uri=tracking_uri, registered_model=registered_model)
+    loaded = load_model_uri(s, f"models:/{registered_model}/{version}")
+    w = world(world_dir)
+    tracker = MasteryTracker.from_loaded(loaded, w.table("items", ["content_id", "topics"]), model_version=str(version),
+                                         topics=w.topics["topic_id"].astype(str).tolist())  # fmt: skip
+    return Served(version, tracker, threading.Lock())
+
+
+def current_served() -> Served:
+    """The champion's tracker; raises MissingPiece when there is no world or no champion."""
+    s = settings()
+    champ = current_champion()
+    if champ is None:
+        raise MissingPiece(f"no '{s.registered_model}@champion' in {s.mlflow_tracking_uri}; run `kt demo` "
+                           "(or `kt train` then `kt promote`)")  # fmt: skip
+    return served(str(s.world_dir), s.mlflow_tracking_uri, s.registered_model, champ.version)
+
+
+@st.cache_resource(show_spinner="Building the planner…")
+def planner(world_dir: str):
+    from kt.planner import Catalog, ItemFolderGraph, Planner, PrerequisiteGraph
+
+    w = world(world_dir)
+    catalog = Catalog.from_frames(w.items, w.topics)
+    graph = ItemFolderGraph.from_frames(w.table("folder_items", ["folder_id", "content_id"]), catalog)
+    prereq = PrerequisiteGraph.from_frame(w.prerequisites, w.topics["topic_id"].astype(str).tolist())
+    return Planner(catalog, graph, prereq)
+
+
+# ----------------------------------------------------------------------------- per-user views
+def _rebuilt(sv: Served, world_dir: str, user_id: str) -> pd.DataFrame:
+    """Rebuild the user's tracker state from their interactions (under the lock); returns them."""
+    inter = world(world_dir).user_interactions(user_id)
+    sv.tracker.rebuild(user_id, inter[["user_id", "content_id", "topic_id", "outcome", "timestamp"]])
+    return inter
+
+
+@st.cache_data(show_spinner="Tracing mastery…", max_entries=64)
+def user_mastery(world_dir: str, user_id: str, version: int, max_steps: int, max_topics: int):
+    """(current topic mastery with stages, mastery timeline)."""
+    sv = current_served()
+    with sv.lock:
+        inter = _rebuilt(sv, world_dir, user_id)
+        now = sv.tracker.topic_mastery(user_id)
+        timeline = insights.mastery_timeline(sv.tracker, inter, max_steps=max_steps, max_topics=max_topics)
+    return now, timeline
+
+
+@st.cache_data(show_spinner="Planning a learning path…", max_entries=64)
+def user_path(world_dir: str, user_id: str, version: int, n_bundles: int, bundle_size: int):
+    """(LearningPath as a dict, its item table)."""
+    sv = current_served()
+    w = world(world_dir)
+    history = w.user_events(user_id)[["content_id", "timestamp"]]
+    with sv.lock:
+        _rebuilt(sv, world_dir, user_id)
+        path = planner(world_dir).plan(user_id, sv.tracker, history if len(history) else None, n_bundles=n_bundles,
+                                       bundle_size=bundle_size, languages=w.user_languages(user_id) or None)  # fmt: skip
+    return path.to_dict(), insights.path_table(path)
+
+
+@st.cache_data(show_spinner="Simulating the bundle…", max_entries=64)
+def what_if(world_dir: str, user_id: str, version: int, content_ids: tuple[str, ...]) -> pd.DataFrame:
+    sv = current_served()
+    with sv.lock:
+        _rebuilt(sv, world_dir, user_id)
+        return insights.what_if_bundle(sv.tracker, user_id, list(content_ids))
+
+
+# ----------------------------------------------------------------------------- batch scores, runs, planner eval
+@st.cache_data(show_spinner="Reading batch mastery…", max_entries=4)
+def mastery_distribution(path: str, mtime: float):
+    return insights.mastery_distribution(path)
+
+
+@st.cache_data(ttl=30, show_spinner="Reading MLflow runs…")
+def runs(tracking_uri: str) -> pd.DataFrame:
+    return insights.runs_table(settings().with_overrides(mlflow_tracking_uri=tracking_uri))
+
+
+@st.cache_data(ttl=30, show_spinner=False, max_entries=64)
+def history(tracking_uri: str, run_id: str) -> pd.DataFrame:
+    return insights.metric_history(settings().with_overrides(mlflow_tracking_uri=tracking_uri), run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def policies(path: str, mtime: float) -> pd.DataFrame:
+    return insights.policy_comparison(path)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def mean_mastery(path: str, mtime: float) -> dict[str, float]:
+    return insights.mean_mastery_by_topic(path)

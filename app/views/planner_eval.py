@@ -1,0 +1,46 @@
+"""Planner evaluation: simulated users following each policy, compared."""
+
+import altair as alt
+import services
+import streamlit as st
+
+from kt import insights
+
+st.title("Planner evaluation")
+
+s = services.settings()
+files = insights.find_planner_results(s)
+if not files:
+    st.info(f"No planner evaluation results (`planner*.json`) under `{s.data_dir}` or "
+            f"`{s.home / 'bench' / 'results'}`: {services.DEMO_HINT}.")
+    st.stop()
+path = st.selectbox("Results file", files, format_func=lambda p: str(p), key="planner_file")
+try:
+    df = services.policies(str(path), path.stat().st_mtime)
+except ValueError as exc:
+    st.error(str(exc))
+    st.stop()
+
+st.caption("Each policy's simulated users study its bundles; E_p = (E_end - E_start) / (E_sup - E_start) "
+           "on their target topics (docs: kt/planner/evaluation.py).")
+best = df.iloc[0]
+c = st.columns(4)
+c[0].metric("Best policy (E_p)", str(best["policy"]), f"{best['e_p']:.3f}")
+c[1].metric("Policies", len(df))
+titles = {"e_p": "learning effectiveness E_p", "success_rate": "success rate", "coverage": "coverage",
+          "diversity": "bundle diversity"}
+charts = st.columns(2)
+for i, metric in enumerate(insights.POLICY_METRICS):
+    with charts[i % 2]:
+        st.markdown(f"**{titles[metric]}**")
+        base = alt.Chart(df).encode(y=alt.Y("policy:N", sort=df["policy"].tolist(), title=None))
+        bars = base.mark_bar().encode(x=alt.X(f"{metric}:Q", title=metric),
+                                      color=alt.condition(alt.datum.policy == best["policy"], alt.value("#2e7d32"),
+                                                          alt.value("#90a4ae")),
+                                      tooltip=["policy", alt.Tooltip(f"{metric}:Q", format=".4f")])
+        chart = bars
+        if metric == "e_p" and "e_p_std" in df.columns:
+            chart = bars + base.mark_errorbar().encode(x="lo:Q", x2="hi:Q").transform_calculate(
+                lo="datum.e_p - datum.e_p_std", hi="datum.e_p + datum.e_p_std")
+        st.altair_chart(chart, width="stretch")
+st.dataframe(df, hide_index=True)
