@@ -185,7 +185,8 @@ def train(
     splits with it, and return everything.
 
     checkpoint_dir: where rank 0 writes ``last.pt`` (every epoch, resumable) and ``best.pt``
-      (the best epoch, with test metrics at the end). resume: continue from ``last.pt`` there.
+      (the best epoch, with test metrics at the end). resume: continue from ``last.pt`` there
+      (a fresh start when there is none).
     Under torchrun (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel, each
     rank takes its share of the batches, and only rank 0 writes checkpoints and logs.
     """
