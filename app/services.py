@@ -167,3 +167,8 @@ def policies(path: str, mtime: float) -> pd.DataFrame:
 @st.cache_data(show_spinner=False, max_entries=4)
 def mean_mastery(path: str, mtime: float) -> dict[str, float]:
     return insights.mean_mastery_by_topic(path)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def evaluation_summary(path: str, mtime: float) -> dict:
+    return insights.evaluation_summary(path)

@@ -173,33 +173,40 @@ class WorldIndex:
         return [x for x in str(row.iloc[0]).split("|") if x] if len(row) and pd.notna(row.iloc[0]) else []
 
     # ------------------------------------------------------------------ events
-    def _events_sorted(self) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-        """(events sorted by user then time, sorted unique user ids, start offsets (n_users + 1,))."""
+    def _events_sorted(self):
+        """(Arrow table of events sorted by user then time, sorted unique user ids, offsets (n_users + 1,)).
+
+        Sorted once in Arrow (C++), kept as Arrow: a user's events are a zero-copy slice and only
+        that slice becomes a DataFrame."""
 
         def make():
-            path = _table_path(self.world_dir, "events")
-            if path is None:
-                return pd.DataFrame(columns=list(self.EVENT_COLUMNS)), np.zeros(0, object), np.zeros(1, np.int64)
+            import pyarrow as pa
+            import pyarrow.compute as pc
             import pyarrow.dataset as pads
 
+            path = _table_path(self.world_dir, "events")
+            if path is None:
+                empty = pa.table({c: pa.array([], pa.string()) for c in ("event_id", "user_id", "content_id")})
+                return empty, np.zeros(0, object), np.zeros(1, np.int64)
             ds = pads.dataset([str(f) for f in _parquet_files(path)], format="parquet")
-            cols = [c for c in self.EVENT_COLUMNS if c in ds.schema.names]
-            ev = ds.to_table(columns=cols).to_pandas()
-            users = ev["user_id"].astype(str).to_numpy(dtype=object)
-            order = np.lexsort((ev["timestamp"].to_numpy(), users))
-            ev = ev.iloc[order].reset_index(drop=True)
-            uniq, starts = np.unique(users[order], return_index=True)
-            return ev, uniq, np.append(starts, len(ev)).astype(np.int64)
+            tbl = ds.to_table(columns=[c for c in self.EVENT_COLUMNS if c in ds.schema.names])
+            order = pc.sort_indices(tbl, sort_keys=[("user_id", "ascending"), ("timestamp", "ascending")])
+            tbl = tbl.take(order).combine_chunks()
+            enc = pc.dictionary_encode(tbl.column("user_id").combine_chunks().cast(pa.string()))
+            codes = enc.indices.to_numpy(zero_copy_only=False)
+            starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.zeros(0, np.int64)
+            uniq = np.asarray(enc.dictionary.to_pylist(), dtype=object)[codes[starts]]
+            return tbl, uniq, np.append(starts, len(codes)).astype(np.int64)
 
         return self._memo("events", make)
 
     def user_events(self, user_id: str) -> pd.DataFrame:
         """The user's events in time order (empty when none)."""
-        ev, uniq, starts = self._events_sorted()
+        tbl, uniq, starts = self._events_sorted()
         i = int(np.searchsorted(uniq, str(user_id)))
         if i >= len(uniq) or uniq[i] != str(user_id):
-            return ev.iloc[0:0]
-        return ev.iloc[starts[i] : starts[i + 1]].reset_index(drop=True)
+            return tbl.slice(0, 0).to_pandas()
+        return tbl.slice(int(starts[i]), int(starts[i + 1] - starts[i])).to_pandas()
 
     def user_interactions(self, user_id: str, rule=None) -> pd.DataFrame:
         """The user's events through the outcome rule: user_id, content_id, topic_id, timestamp, outcome."""
@@ -551,3 +558,15 @@ def mean_mastery_by_topic(path: str | Path) -> dict[str, float]:
     df = read_parquet(Path(path), ["topic_id", "mastery", "n_obs"])
     df = df[(df["n_obs"] > 0) & df["mastery"].notna()]
     return df.groupby("topic_id")["mastery"].mean().astype(float).to_dict()
+
+
+def evaluation_summary(path: str | Path) -> dict[str, Any]:
+    """The scalar facts beside the policy rows of an evaluation file (e.g. ``best_baseline_e_p``,
+    ``ours_over_best_baseline``, ``world``, ``learned_prerequisites.precision``), flattened."""
+    from kt.train.tracking import flatten
+
+    doc = json.loads(Path(path).read_text())
+    if not isinstance(doc, dict):
+        return {}
+    flat = flatten({k: v for k, v in doc.items() if k not in ("results", "policies", "table")})
+    return {k: v for k, v in flat.items() if isinstance(v, str | int | float | bool)}

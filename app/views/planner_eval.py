@@ -27,6 +27,12 @@ best = df.iloc[0]
 c = st.columns(4)
 c[0].metric("Best policy (E_p)", str(best["policy"]), f"{best['e_p']:.3f}")
 c[1].metric("Policies", len(df))
+facts = services.evaluation_summary(str(path), path.stat().st_mtime)
+if "ours_over_best_baseline" in facts:
+    c[2].metric("Planner / best baseline (E_p)", f"{facts['ours_over_best_baseline']:.2f}x")
+if "learned_prerequisites.precision" in facts:
+    c[3].metric("Learned prerequisites: precision / recall",
+                f"{facts['learned_prerequisites.precision']:.2f} / {facts.get('learned_prerequisites.recall', float('nan')):.2f}")
 titles = {"e_p": "learning effectiveness E_p", "success_rate": "success rate", "coverage": "coverage",
           "diversity": "bundle diversity"}
 charts = st.columns(2)
@@ -34,13 +40,16 @@ for i, metric in enumerate(insights.POLICY_METRICS):
     with charts[i % 2]:
         st.markdown(f"**{titles[metric]}**")
         base = alt.Chart(df).encode(y=alt.Y("policy:N", sort=df["policy"].tolist(), title=None))
-        bars = base.mark_bar().encode(x=alt.X(f"{metric}:Q", title=metric),
+        bars = base.mark_bar().encode(x=alt.X(f"{metric}:Q", title=titles[metric]),
                                       color=alt.condition(alt.datum.policy == best["policy"], alt.value("#2e7d32"),
                                                           alt.value("#90a4ae")),
                                       tooltip=["policy", alt.Tooltip(f"{metric}:Q", format=".4f")])
         chart = bars
         if metric == "e_p" and "e_p_std" in df.columns:
-            chart = bars + base.mark_errorbar().encode(x="lo:Q", x2="hi:Q").transform_calculate(
+            chart = bars + base.mark_errorbar().encode(x=alt.X("lo:Q", title=titles[metric]), x2="hi:Q").transform_calculate(
                 lo="datum.e_p - datum.e_p_std", hi="datum.e_p + datum.e_p_std")
         st.altair_chart(chart, width="stretch")
 st.dataframe(df, hide_index=True)
+if facts:
+    with st.expander("About this evaluation"):
+        st.json(facts)

@@ -70,7 +70,11 @@ def build_home(home: Path) -> dict:
     setup = make_setup(world, env, prereq, inter, cfg)
     policies = [*baseline_policies(planner, inter["content_id"].value_counts()), PlannerPolicy(planner)]
     results = evaluate(policies, env, setup, planner, world.items, OracleLearner, cfg)
-    (settings.data_dir / "planner_eval.json").write_text(json.dumps({"results": [r.to_dict() for r in results]}))
+    base = max(r.e_p for r in results if not r.policy.startswith("planner"))
+    ours = next(r.e_p for r in results if r.policy == "planner")
+    doc = {"results": [r.to_dict() for r in results], "best_baseline_e_p": base,
+           "ours_over_best_baseline": ours / base if base else float("nan")}  # the layout of bench/bench_planner.py
+    (settings.data_dir / "planner_eval.json").write_text(json.dumps(doc))
     return {"n_users": summary.n_users, "n_items": summary.n_items, "n_events": summary.n_events,
             "n_topics": summary.n_topics, "version": version, "policies": [r.policy for r in results],
             "run_id": loaded.meta.get("run_id")}

@@ -134,6 +134,8 @@ def test_policy_comparison_layouts(tmp_path, kt_home):
     path = insights.find_planner_results(Settings(home=kt_home[0]))[0]
     df = insights.policy_comparison(path)
     assert sorted(df["policy"]) == sorted(kt_home[1]["policies"]) and df["e_p"].is_monotonic_decreasing
+    facts = insights.evaluation_summary(path)
+    assert facts["best_baseline_e_p"] == df.loc[df["policy"] != "planner", "e_p"].max()
     rows = [{"policy": "a", "e_p": 0.1, "success_rate": 0.5, "coverage": 0.1, "diversity": 0.2},
             {"policy": "b", "e_p": 0.3, "success_rate": 0.6, "coverage": 0.2, "diversity": 0.3}]
     for doc in (rows, {"policies": rows}, {r["policy"]: {k: v for k, v in r.items() if k != "policy"} for r in rows}):
