@@ -51,6 +51,7 @@ class PlannerConfig:
     recency_half_life_days: float = 7.0
     mastered_threshold: float = 0.8
     ready_threshold: float = 0.6
+    ready_level_margin: float = 1.0
     unseen_mastery: float = 0.0
     w_interest: float = 1.0
     w_readiness: float = 1.0

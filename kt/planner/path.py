@@ -32,7 +32,7 @@ from kt.planner.graph import ItemFolderGraph
 from kt.planner.pixie import WalkResult, pixie_walk
 from kt.planner.prerequisites import PrerequisiteGraph, learn_prerequisites
 from kt.planner.protocol import LearnerModel
-from kt.planner.targets import Target, TopicState, interest_weights, select_targets, topic_states
+from kt.planner.targets import Target, TopicState, interest_weights, level_gap, select_targets, topic_states
 
 DAY = 86_400.0
 
@@ -148,8 +148,19 @@ class Planner:
         return self._request(user_id, history, languages, None).walk
 
     def topic_states(self, user_id: str, learner: LearnerModel, now=None) -> dict[str, TopicState]:
+        """Topic states; with ``difficulty_slope`` > 0 also each topic's level (median item
+        difficulty) and the user's ability on it, ``level + logit(mastery) / slope`` (Rasch)."""
         topics = list(dict.fromkeys([*self.prerequisites.topics, *self.catalog.topics.tokens]))
-        return topic_states(learner.topic_mastery(user_id, now=now), topics, self.config)
+        states = topic_states(learner.topic_mastery(user_id, now=now), topics, self.config)
+        slope = self.config.difficulty_slope
+        if slope > 0:
+            for t, st in states.items():
+                k = self.catalog.topics.get(t)
+                if k >= 0:
+                    st.level = self.catalog.topic_median_difficulty(k)
+                    m = min(max(st.mastery, 1e-3), 1 - 1e-3)
+                    st.ability = st.level + float(np.log(m / (1 - m))) / slope
+        return states
 
     def targets(
         self, user_id: str, learner: LearnerModel, interests: dict[str, float], limit: int,
@@ -330,7 +341,8 @@ class Planner:
             return None
         weakest = min(parents, key=lambda t: (states[t].mastery if t in states else 0.0, t))
         st = states.get(weakest, TopicState(self.config.unseen_mastery, "new"))
-        if st.mastery >= self.config.solid_mastery:
+        gap = level_gap(target.topic_id, states, self.prerequisites)
+        if st.mastery >= self.config.solid_mastery and gap <= self.config.ready_level_margin:
             return None  # prerequisites are solid: the items are just hard, keep the target
         why = f"strengthen prerequisite of {target.topic_id} (its items look out of reach: best predicted success {best_p:.2f})"
         return Target(weakest, "prerequisite", st.stage, st.mastery, target.score, why)

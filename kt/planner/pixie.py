@@ -35,7 +35,7 @@ class PixieConfig:
     restart: float = 0.5  # restart probability per step (mean walk length 1/restart hops)
     n_p: int = 200  # early stopping: stop once n_p items ...
     n_v: int = 4  # ... have at least n_v visits
-    check_every: int = 4  # rounds between early-stopping checks
+    check_every: int = 1  # rounds between early-stopping checks
     language_tries: int = 3  # folder -> item draws to find an item in the user's languages
     foreign_visit_weight: float = 0.0  # visit weight of items outside the user's languages
     max_candidates: int = 500  # items returned, best first
@@ -132,6 +132,7 @@ def pixie_walk(
     visited_w: list[np.ndarray] = []
     stopped = False
     done = 0
+    n_hit_items = 0
     w = len(cur)
     for r in range(rounds):
         # item -> folder: a uniformly random folder of the current item
@@ -154,11 +155,15 @@ def pixie_walk(
             vw = np.ones(w)
         visited_keys.append(walker_seed * n_items + nxt)
         visited_w.append(vw)
+        touched = np.unique(nxt)
+        before = counts[touched]
         np.add.at(counts, nxt, vw.astype(np.float32))
+        # items crossing n_v this round: O(walkers) per round instead of a scan of the catalog
+        n_hit_items += int(np.count_nonzero((before < config.n_v) & (counts[touched] >= config.n_v)))
         done += w
         # restart: back to the seed with probability `restart`
         cur = np.where(rng.random(w) < config.restart, home, nxt)
-        if (r + 1) % config.check_every == 0 and np.count_nonzero(counts >= config.n_v) >= config.n_p:
+        if (r + 1) % config.check_every == 0 and n_hit_items >= config.n_p:
             stopped = r + 1 < rounds
             break
 

@@ -28,9 +28,14 @@ from kt.planner.prerequisites import PrerequisiteGraph
 
 @dataclass
 class TopicState:
+    """``ability`` and ``level`` (optional) are on the catalog's difficulty scale: the difficulty
+    the user handles at the topic's typical success, and the topic's median item difficulty."""
+
     mastery: float
     stage: str
     confidence: float = 0.0
+    ability: float | None = None
+    level: float | None = None
 
 
 @dataclass
@@ -65,6 +70,17 @@ def readiness(topic: str, states: dict[str, TopicState], prereqs: PrerequisiteGr
     """Lowest mastery among the topic's prerequisites (1 when it has none)."""
     parents = prereqs.parents.get(topic, [])
     return min((states[p].mastery if p in states else 0.0 for p in parents), default=1.0)
+
+
+def level_gap(topic: str, states: dict[str, TopicState], prereqs: PrerequisiteGraph) -> float:
+    """How far the weakest prerequisite's ability falls short of the topic's level (difficulty
+    units; <= 0 when every prerequisite reaches it, or when abilities are unknown)."""
+    st = states.get(topic)
+    if st is None or st.level is None:
+        return 0.0
+    gaps = [st.level - states[p].ability for p in prereqs.parents.get(topic, [])
+            if p in states and states[p].ability is not None]
+    return max(gaps, default=0.0)
 
 
 def goal_chain(goals: Iterable[str], states: dict[str, TopicState], prereqs: PrerequisiteGraph, config: PlannerConfig) -> list[str]:
@@ -106,7 +122,7 @@ def select_targets(
         if is_mastered(st, config):
             continue
         r = readiness(t, states, prereqs)
-        if r < config.ready_threshold:
+        if r < config.ready_threshold or level_gap(t, states, prereqs) > config.ready_level_margin:
             continue
         # headroom (1 - mastery): the simulator-agnostic proxy of how much a bundle can still add
         score = config.w_readiness * r + config.w_interest * interest + config.w_headroom * (1.0 - st.mastery)
