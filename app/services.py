@@ -10,7 +10,8 @@ pages show it with :func:`missing`.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -32,17 +33,31 @@ def missing(exc: Exception) -> None:
 
 
 # ----------------------------------------------------------------------------- world
-@st.cache_resource(show_spinner="Opening the world…")
-def world(world_dir: str) -> insights.WorldIndex:
+def _stamp(world_dir: str) -> float:
+    """Changes when the world is regenerated (``kt demo`` / ``kt sim`` rewrite items.parquet)."""
+    p = Path(world_dir) / "items.parquet"
+    return p.stat().st_mtime if p.exists() else 0.0
+
+
+@st.cache_resource(show_spinner="Opening the world…", max_entries=2)
+def _world(world_dir: str, stamp: float) -> insights.WorldIndex:
     return insights.WorldIndex(world_dir)
+
+
+def world(world_dir: str) -> insights.WorldIndex:
+    return _world(world_dir, _stamp(world_dir))
 
 
 def current_world() -> insights.WorldIndex:
     return world(str(settings().world_dir))
 
 
+def search_users(world_dir: str, query: str, page: int, page_size: int):
+    return _search_users(world_dir, _stamp(world_dir), query, page, page_size)
+
+
 @st.cache_data(show_spinner=False, max_entries=256)
-def search_users(world_dir: str, query: str, page: int, page_size: int) -> insights.UserPage:
+def _search_users(world_dir: str, stamp: float, query: str, page: int, page_size: int) -> insights.UserPage:
     return world(world_dir).search_users(query, page, page_size)
 
 
@@ -67,10 +82,11 @@ class Served:
     version: int
     tracker: object  # kt.mastery.MasteryTracker
     lock: threading.Lock
+    ready: set[str] = field(default_factory=set)  # users whose state holds their whole history
 
 
 @st.cache_resource(show_spinner="Loading the champion model…", max_entries=2)
-def served(world_dir: str, tracking_uri: str, registered_model: str, version: int) -> Served:
+def served(world_dir: str, tracking_uri: str, registered_model: str, version: int, stamp: float) -> Served:
     from kt.mastery.tracker import MasteryTracker
     from kt.train.tracking import load_model_uri
 
@@ -79,6 +95,11 @@ def served(world_dir: str, tracking_uri: str, registered_model: str, version: in
     w = world(world_dir)
     tracker = MasteryTracker.from_loaded(loaded, w.table("items", ["content_id", "topics"]), model_version=str(version),
                                          topics=w.topics["topic_id"].astype(str).tolist())  # fmt: skip
+    if not (tracker.catalog.concept_idx > 0).any():
+        raise MissingPiece(
+            f"champion {registered_model} version {version} (trained on {loaded.meta.get('data', '?')!r}) knows none "
+            f"of this world's topics; promote a model trained on the world: `kt train --data sim` then "
+            f"`kt promote --best-by test_auc --data sim` (or run `kt demo`)")  # fmt: skip
     return Served(version, tracker, threading.Lock())
 
 
@@ -89,11 +110,15 @@ def current_served() -> Served:
     if champ is None:
         raise MissingPiece(f"no '{s.registered_model}@champion' in {s.mlflow_tracking_uri}; run `kt demo` "
                            "(or `kt train` then `kt promote`)")  # fmt: skip
-    return served(str(s.world_dir), s.mlflow_tracking_uri, s.registered_model, champ.version)
+    return served(str(s.world_dir), s.mlflow_tracking_uri, s.registered_model, champ.version, _stamp(str(s.world_dir)))
 
 
-@st.cache_resource(show_spinner="Building the planner…")
 def planner(world_dir: str):
+    return _planner(world_dir, _stamp(world_dir))
+
+
+@st.cache_resource(show_spinner="Building the planner…", max_entries=2)
+def _planner(world_dir: str, stamp: float):
     from kt.planner import Catalog, ItemFolderGraph, Planner, PrerequisiteGraph
 
     w = world(world_dir)
@@ -105,14 +130,21 @@ def planner(world_dir: str):
 
 # ----------------------------------------------------------------------------- per-user views
 def _rebuilt(sv: Served, world_dir: str, user_id: str) -> pd.DataFrame:
-    """Rebuild the user's tracker state from their interactions (under the lock); returns them."""
+    """The user's interactions, their tracker state built from them once (call under the lock):
+    world files do not change while the app runs."""
     inter = world(world_dir).user_interactions(user_id)
-    sv.tracker.rebuild(user_id, inter[["user_id", "content_id", "topic_id", "outcome", "timestamp"]])
+    if user_id not in sv.ready:
+        sv.tracker.rebuild(user_id, inter[["user_id", "content_id", "topic_id", "outcome", "timestamp"]])
+        sv.ready.add(user_id)
     return inter
 
 
-@st.cache_data(show_spinner="Tracing mastery…", max_entries=64)
 def user_mastery(world_dir: str, user_id: str, version: int, max_steps: int, max_topics: int):
+    return _user_mastery(world_dir, _stamp(world_dir), user_id, version, max_steps, max_topics)
+
+
+@st.cache_data(show_spinner="Tracing mastery…", max_entries=64)
+def _user_mastery(world_dir: str, stamp: float, user_id: str, version: int, max_steps: int, max_topics: int):
     """(current topic mastery with stages, mastery timeline)."""
     sv = current_served()
     with sv.lock:
@@ -122,8 +154,12 @@ def user_mastery(world_dir: str, user_id: str, version: int, max_steps: int, max
     return now, timeline
 
 
-@st.cache_data(show_spinner="Planning a learning path…", max_entries=64)
 def user_path(world_dir: str, user_id: str, version: int, n_bundles: int, bundle_size: int):
+    return _user_path(world_dir, _stamp(world_dir), user_id, version, n_bundles, bundle_size)
+
+
+@st.cache_data(show_spinner="Planning a learning path…", max_entries=64)
+def _user_path(world_dir: str, stamp: float, user_id: str, version: int, n_bundles: int, bundle_size: int):
     """(LearningPath as a dict, its item table)."""
     sv = current_served()
     w = world(world_dir)
@@ -135,8 +171,12 @@ def user_path(world_dir: str, user_id: str, version: int, n_bundles: int, bundle
     return path.to_dict(), insights.path_table(path)
 
 
+def what_if(world_dir: str, user_id: str, version: int, content_ids: tuple[str, ...]):
+    return _what_if(world_dir, _stamp(world_dir), user_id, version, content_ids)
+
+
 @st.cache_data(show_spinner="Simulating the bundle…", max_entries=64)
-def what_if(world_dir: str, user_id: str, version: int, content_ids: tuple[str, ...]) -> pd.DataFrame:
+def _what_if(world_dir: str, stamp: float, user_id: str, version: int, content_ids: tuple[str, ...]) -> pd.DataFrame:
     sv = current_served()
     with sv.lock:
         _rebuilt(sv, world_dir, user_id)
