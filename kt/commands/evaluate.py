@@ -125,14 +125,17 @@ def run(args: argparse.Namespace) -> int:
         per_fold: dict[int, dict[str, dict[str, float]]] = {}
         sources: dict[int, str] = {}
         plot_dir = (args.out.parent if args.out else args.all_folds) if args.plot else None
-        for path in paths:
+        models = {}
+        for path in paths:  # check the set of folds before spending time on scoring
             loaded = load_ckpt(path)
             fold = int(loaded.meta.get("meta", {}).get("fold", 0))
-            if fold in per_fold:
-                raise CLIError(f"{path}: fold {fold} already scored from {sources[fold]}; one checkpoint per fold")
-            res = score_model(loaded, load_data(fold), batch_size=args.batch_size, device=device, where=str(path),
-                              plot_dir=plot_dir, tag=f"fold{fold}_")
-            per_fold[fold], sources[fold] = res, str(path)
+            if fold in models:
+                raise CLIError(f"{path}: fold {fold} also in {sources[fold]}; one best.pt per fold under --all-folds")
+            models[fold], sources[fold] = loaded, str(path)
+        for fold, loaded in sorted(models.items()):
+            res = score_model(loaded, load_data(fold), batch_size=args.batch_size, device=device,
+                              where=sources[fold], plot_dir=plot_dir, tag=f"fold{fold}_")
+            per_fold[fold] = res
             print(f"fold {fold}: " + ", ".join(f"{s} auc {m['auc']:.4f}" for s, m in res.items()), file=sys.stderr)
         summary = aggregate(per_fold)
         report = {"data": args.data, "folds": {str(k): v for k, v in sorted(per_fold.items())},
