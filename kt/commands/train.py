@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -141,20 +140,6 @@ def _launch_torchrun(args: argparse.Namespace) -> int:
     return subprocess.call(cmd)
 
 
-def _plain_meta(meta: dict[str, Any]) -> dict[str, Any]:
-    """The JSON-able part of a dataset's meta (vocabularies travel separately)."""
-    return {k: v for k, v in meta.items() if isinstance(v, str | int | float | bool) or v is None}
-
-
-def format_metrics_table(rows: dict[str, dict[str, float]]) -> str:
-    cols = ("auc", "acc", "rmse", "logloss", "ece", "n")
-    lines = [f"{'split':<14}" + "".join(f"{c:>10}" for c in cols)]
-    for name, m in rows.items():
-        cells = "".join(f"{m.get(c, float('nan')):>10.4f}" if c != "n" else f"{int(m.get(c, 0)):>10d}" for c in cols)
-        lines.append(f"{name:<14}{cells}")
-    return "\n".join(lines)
-
-
 def run(args: argparse.Namespace) -> int:
     from kt.cli import CLIError
     from kt.config import Settings
@@ -167,100 +152,26 @@ def run(args: argparse.Namespace) -> int:
     rank = int(os.environ.get("RANK", 0))
     is_main = rank == 0
 
-    from kt.data.datasets import DatasetError, load_kt_dataset
+    from kt.data.datasets import DatasetError
     from kt.data.schema import DataError
+    from kt.train.pipeline import format_metrics_table, run_training, summary_rows
 
     try:
-        splits = load_kt_dataset(args.data, settings, fold=args.fold)
-    except (DatasetError, DataError, FileNotFoundError) as exc:
-        raise CLIError(str(exc).splitlines()[0]) from None
-    data_name = str(splits.meta.get("name", args.data))
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    safe_data = Path(data_name).name or "data"
-    out = args.out or settings.home / "artifacts" / "train" / f"{safe_data}_{config.model}_fold{args.fold}_{stamp}"
-    if args.resume and not (out / "last.pt").is_file():
-        raise CLIError(f"--resume: no {out / 'last.pt'} to resume from (pass the run's --out)")
-
-    from kt.train.tracking import MLflowTracker, system_info
-    from kt.train.trainer import train
-
-    tracker = None
-    if is_main and not args.no_mlflow:
-        tracker = MLflowTracker(
-            settings, run_name=f"{config.model}-{safe_data}-fold{args.fold}",
-            tags={"data": data_name, "model": config.model, "fold": str(args.fold)},
+        outcome = run_training(
+            settings, config, args.data, fold=args.fold, out=args.out, resume=args.resume,
+            track=not args.no_mlflow, register=not args.no_register,
         )
-        data_info = {"data": data_name, "fold": args.fold, "train_sequences": len(splits.train),
-                     "train_interactions": splits.train.num_interactions,
-                     "valid_interactions": splits.valid.num_interactions}
-        tracker.log_params({**config.to_dict(), **data_info})
-        tracker.set_tags({f"system.{k}": v for k, v in system_info().items()})
-    meta = {"data": data_name, "fold": args.fold, "dataset": _plain_meta(splits.meta)}
-    try:
-        result = train(config, splits, tracker=tracker, checkpoint_dir=out, resume=args.resume, meta=meta)
-    except ValueError as exc:
-        if tracker is not None:
-            tracker.finish("FAILED")
+    except (DatasetError, DataError, FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc).splitlines()[0]) from None
-    except BaseException:
-        if tracker is not None:
-            tracker.finish("FAILED")
-        raise
-    finally:
-        from kt.train.distributed import cleanup_distributed
-
-        cleanup_distributed()
     if not is_main:
         return 0
-
-    report = _report(result, out, data_name, args.fold, config)
-    version = None
-    if tracker is not None:
-        tracker.set_tags({"system.device": result.device, "system.world_size": result.world_size})
-        final = {f"{split}_{k}": v for split, m in result.test_metrics.items() for k, v in m.items()}
-        final.update({"best_valid_auc": result.best_valid_auc, "best_epoch": result.best_epoch})
-        tracker.log_metrics(final, step=result.best_epoch)
-        for png in sorted(out.glob("reliability_*.png")):
-            tracker.log_artifact(png, "plots")
-        tracker.log_artifact(out / "metrics.json", "reports")
-        if result.checkpoint_path is not None:
-            tracker.log_artifact(result.checkpoint_path, "checkpoint")
-            if not args.no_register:
-                test_auc = result.test_metrics.get("test", {}).get("auc")
-                version = tracker.register_checkpoint(
-                    result.checkpoint_path,
-                    tags={"data": data_name, "model": config.model, "fold": args.fold, "test_auc": test_auc},
-                )
-        tracker.finish()
-
-    best_row = next((h for h in result.history if h["epoch"] == result.best_epoch), {})
-    valid = {k.removeprefix("valid_"): v for k, v in best_row.items() if k.startswith("valid_")}
-    valid["n"] = result.valid_size
-    print(format_metrics_table({"valid (best)": valid} | result.test_metrics))
+    result = outcome.result
+    print(format_metrics_table(summary_rows(result)))
     print(f"best epoch: {result.best_epoch} of {result.epochs_run} run")
-    if tracker is not None:
-        print(f"mlflow run id: {tracker.run_id}")
-    if version is not None:
-        print(f"registered: models:/{settings.registered_model}/{version}")
+    if outcome.run_id:
+        print(f"mlflow run id: {outcome.run_id}")
+    if outcome.model_version is not None:
+        print(f"registered: models:/{settings.registered_model}/{outcome.model_version}")
     print(f"checkpoint: {result.checkpoint_path}")
-    print(f"report: {report}")
+    print(f"report: {outcome.report_path}")
     return 0
-
-
-def _report(result, out: Path, data_name: str, fold: int, config) -> Path:
-    from kt.train.metrics import plot_reliability
-
-    out.mkdir(parents=True, exist_ok=True)
-    for split, (y, p) in result.test_predictions.items():
-        if len(y):
-            plot_reliability(y, p, out / f"reliability_{split}.png", title=f"{config.model} {data_name} {split}")
-    report = {
-        "data": data_name, "fold": fold, "model": config.model, "config": config.to_dict(),
-        "best_epoch": result.best_epoch, "best_valid_auc": result.best_valid_auc, "epochs_run": result.epochs_run,
-        "test": result.test_metrics, "history": result.history, "device": result.device,
-        "world_size": result.world_size,
-        "checkpoint": str(result.checkpoint_path) if result.checkpoint_path else None,
-    }
-    path = out / "metrics.json"
-    path.write_text(json.dumps(report, indent=2, default=float))
-    return path
