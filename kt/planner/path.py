@@ -281,15 +281,15 @@ class Planner:
             primary = (cat.primary_topic[pool] == topic).astype(np.float64)
             size = int(np.clip(bundle_size, cfg.min_bundle, cfg.max_bundle))
             n_review = min(cfg.review_slots, size - cfg.min_bundle) if target.source != "review" else 0
-            chosen, pc, band = assemble_bundle(pool, p, ws, primary, size - n_review, cat, self.graph, cfg)
+            reviews: list[tuple[int, float, Target]] = []
+            if n_review > 0:  # review slots first; any left unfilled go back to the target topic
+                reviews, p_of = self._review_items(user_id, learner, target, goals, states, req, walk_pos,
+                                                   taken | set(pool.tolist()), n_review, p_of)
+            chosen, pc, band = assemble_bundle(pool, p, ws, primary, size - len(reviews), cat, self.graph, cfg)
             bundle = Bundle(target.topic_id, cat.topic_name(target.topic_id), target.source, target.stage,
                             target.mastery, target.reason, band)
-            picks = [(int(pool[j]), float(prob), target) for j, prob in zip(chosen, pc, strict=True)]
+            picks = [(int(pool[j]), float(prob), target) for j, prob in zip(chosen, pc, strict=True)] + reviews
             taken.update(i for i, _, _ in picks)
-            if n_review > 0:
-                reviews, p_of = self._review_items(user_id, learner, target, goals, states, req, walk_pos, taken, n_review, p_of)
-                picks += reviews
-                taken.update(i for i, _, _ in reviews)
             picks.sort(key=lambda x: -x[1])  # easy to hard
             bundle.items = [self._item(i, prob, t, walk_of.get(i)) for i, prob, t in picks]
             path.bundles.append(bundle)
