@@ -24,8 +24,10 @@ def demo_report(world_dir: str | Path, tracker: MasteryTracker, user_ids: Sequen
     frames = []
     for u in user_ids:
         tm = tracker.topic_mastery(u, now=now)
-        meta = tracker.store.load(u)
-        at = to_seconds(now) if now is not None else (meta.meta.last_event_at if meta and meta.meta.last_event_at else None)
+        # Without an explicit ``now`` the truth is read at the user's own clock (the end of the
+        # history): the tracker's last *interaction* can precede the last event (ambiguous
+        # outcomes are not interactions), and the simulator's state only runs forward.
+        at = to_seconds(now) if now is not None else None
         truth = env.true_mastery(u, pd.Timestamp(at, unit="s", tz="UTC") if at is not None else None)
         lookup = dict(zip(env.topic_ids, truth, strict=True))
         tm.insert(2, "true_mastery", tm["topic_id"].map(lookup).astype(float))
