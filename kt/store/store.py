@@ -317,13 +317,21 @@ class EventStore:
         return rec
 
     def read_table(self, table: str) -> pd.DataFrame:
+        """A whole catalog table as a DataFrame (timestamps as UTC). Rows come straight from the
+        driver (no per-row SQLAlchemy processing): the items table may hold millions."""
         tbl = CATALOG_TABLES[table]
+        names = [c.name for c in tbl.columns]
         with self.engine.connect() as conn:
-            rows = conn.execute(select(tbl)).all()
-        df = pd.DataFrame([r._mapping for r in rows], columns=[c.name for c in tbl.columns])
+            cur = conn.connection.dbapi_connection.cursor()
+            try:
+                cur.execute(f"SELECT {', '.join(names)} FROM {tbl.name}")
+                rows = cur.fetchall()  # plain tuples
+            finally:
+                cur.close()
+        df = pd.DataFrame(rows, columns=names)
         for c in tbl.columns:
-            if isinstance(c.type, type(events.c.timestamp.type)) and len(df):
-                df[c.name] = pd.to_datetime(df[c.name], utc=True)
+            if _is_time(c):
+                df[c.name] = pd.to_datetime(df[c.name], utc=True, format="ISO8601")
         return df
 
     def get_rows(self, table: str, ids: Iterable[str]) -> list[dict[str, Any]]:
