@@ -9,7 +9,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("demo", help="simulate a world, train, score mastery, plan paths, and say what to open")
     p.add_argument("--preset", default="small", help="simulator preset (tiny, small, medium; default small)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--models", default="dkt,akt", help="comma-separated registered model names")
+    p.add_argument("--models", default="dkt,sakt", help="comma-separated registered model names")
     p.add_argument("--epochs", type=int, default=8, help="max epochs per model (early stopping on valid AUC)")
     p.add_argument("--eval-users", type=int, default=40, help="simulated users per policy in the planner comparison")
     p.add_argument("--eval-steps", type=int, default=6, help="recommendation steps per simulated user")
