@@ -8,7 +8,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export WANDB_MODE := disabled
 export WANDB_DISABLED := true
 
-.PHONY: setup system-deps demo test lint bench clean
+.PHONY: setup system-deps demo test lint bench-readme clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -34,8 +34,9 @@ lint: setup
 test: setup system-deps lint
 	$(BIN)/pytest
 
-bench: setup
-	$(BIN)/python -m bench.run_all
+# Copy every bench/results/*.md table into README.md (each bench script writes its own results).
+bench-readme: setup
+	$(BIN)/python -m bench.readme_tables
 
 clean:
 	rm -rf $(VENV) data/world data/*.db mlruns/mlflow.db mlruns/artifacts
