@@ -112,10 +112,12 @@ def _bootstrap_states(settings, store, log) -> int:
     from kt.train.tracking import champion_version, load_champion
 
     version = champion_version(settings)
-    states = MasteryStateStore(store.url)
-    n_users = store.counts()["users"]
-    if len(states.users(str(version))) >= 0.99 * n_users:
+    marker = Path(settings.home) / f"states-bootstrapped-v{version}"
+    if marker.exists():
         return 0
+    states = MasteryStateStore(store.url)
+    with states.engine.begin() as conn:  # a half-done earlier bootstrap must not be applied twice
+        conn.execute(states.table.delete())
     loaded = load_champion(settings)
     items = store.read_table("items")[["content_id", "topics"]]
     topics = store.read_table("topics")["topic_id"].tolist()
@@ -129,6 +131,7 @@ def _bootstrap_states(settings, store, log) -> int:
         done += len(inter)
         log(f"  bootstrapped {done} interactions")
     # a user whose events straddle two parts got both halves in order (parts are user-sorted)
+    marker.write_text(f"{done} interactions\n")
     return done
 
 
@@ -157,32 +160,50 @@ async def _closed_loop(url: str, users: list[str], concurrency: int, seconds: fl
     return _summary(lat, errors, wall, mode=f"closed loop, {concurrency} concurrent clients")
 
 
-async def _open_loop(url: str, users: list[str], rate: float, seconds: float, params: dict) -> dict:
+async def _open_loop(url: str, users: list[str], rate: float, seconds: float, params: dict,
+                     max_inflight: int = 64) -> dict:
+    """Requests started on a fixed schedule; latency from the scheduled start. When
+    ``max_inflight`` requests are outstanding, a scheduled request is dropped and counted as
+    an error (the server is not keeping up) instead of queueing without bound in the client."""
     import httpx
 
     lat: list[float] = []
-    errors = 0
+    errors = dropped = 0
+    inflight = 0
     rng = random.Random(1)
     n = int(rate * seconds)
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    # a request not answered within 10 s counts as an error (and bounds the run when overloaded)
+    limits = httpx.Limits(max_connections=max_inflight, max_keepalive_connections=max_inflight)
+    tasks = []
     async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": API_KEY}, timeout=10, limits=limits) as http:
         t0 = time.perf_counter()
 
-        async def one(i: int) -> None:
-            nonlocal errors
-            scheduled = t0 + i / rate
-            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+        async def one(scheduled: float) -> None:
+            nonlocal errors, inflight
             try:
                 r = await http.get(f"/v1/users/{rng.choice(users)}/path", params=params)
                 errors += r.status_code != 200
             except httpx.HTTPError:
                 errors += 1
+            finally:
+                inflight -= 1
             lat.append(time.perf_counter() - scheduled)  # from the scheduled start: queueing counts
 
-        await asyncio.gather(*(one(i) for i in range(n)))
+        for i in range(n):
+            scheduled = t0 + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if inflight >= max_inflight:
+                dropped += 1
+                continue
+            inflight += 1
+            tasks.append(asyncio.create_task(one(scheduled)))
+        await asyncio.gather(*tasks)
         wall = time.perf_counter() - t0
-    return _summary(lat, errors, wall, mode=f"open loop, {rate:.0f} requests/s offered")
+    out = _summary(lat, errors + dropped, wall, mode=f"open loop, {rate:.0f} requests/s offered")
+    out.update(offered=n, dropped=dropped, completed_ok=len(lat) - errors)
+    out["throughput_rps"] = (len(lat) - errors) / wall  # answered with 200 per second
+    return out
 
 
 def _summary(lat: list[float], errors: int, wall: float, mode: str) -> dict:
@@ -208,6 +229,39 @@ def _metrics_latency(url: str) -> dict:
     return {"server_requests": total, "server_share_le_50ms": (buckets.get("0.05", 0.0) / total) if total else None}
 
 
+def run_once(settings, work: Path, users: list[str], workers: int, args, log) -> dict:
+    """Start ``kt serve`` with ``workers`` processes, run the three load phases, stop it."""
+    from kt.api.live import LiveServer
+
+    t = time.perf_counter()
+    server = LiveServer(settings.home, settings.db_url, API_KEY, work / "serve.log", poll_seconds=5.0,
+                        workers=workers).start(timeout=1800)
+    startup_s = time.perf_counter() - t
+    log(f"{workers} worker(s): server ready in {startup_s:.0f}s on {server.url}")
+    params = {"bundles": 3, "size": 5}
+    seconds = min(args.seconds, args.max_requests / max(args.rate, 1))
+    try:
+        asyncio.run(_closed_loop(server.url, users, 4, 5.0, params))  # warm-up
+        closed = asyncio.run(_closed_loop(server.url, users, args.concurrency, args.seconds, params))
+        log(f"closed loop: {closed['throughput_rps']:.0f} req/s, p50 {closed['p50_ms']:.1f} ms, p99 {closed['p99_ms']:.1f} ms")
+        opened = asyncio.run(_open_loop(server.url, users, args.rate, seconds, params))
+        log(f"open loop @ {args.rate:.0f}/s: {opened['throughput_rps']:.0f} req/s, p50 {opened['p50_ms']:.1f} ms, "
+            f"p99 {opened['p99_ms']:.1f} ms, errors {opened['errors']}")
+        sustainable = max(1.0, round(0.8 * closed["throughput_rps"]))
+        at_capacity = asyncio.run(_open_loop(server.url, users, sustainable, seconds, params))
+        log(f"open loop @ {sustainable:.0f}/s: p50 {at_capacity['p50_ms']:.1f} ms, p99 {at_capacity['p99_ms']:.1f} ms, "
+            f"errors {at_capacity['errors']}")
+        server_view = _metrics_latency(server.url)
+    finally:
+        server.stop()
+    return {
+        "workers": workers, "server_startup_s": startup_s, "closed_loop": closed, "open_loop": opened,
+        "open_loop_80pct_capacity": at_capacity, "server_metrics": server_view,
+        "meets_target": bool(opened["p99_ms"] <= 50 and opened["throughput_rps"] >= 0.98 * 300 and args.rate >= 300),
+        "load_avg": round(os.getloadavg()[0], 1),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a 2k-user x 20k-item world (seconds, for a smoke check)")
@@ -216,7 +270,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8, help="closed-loop clients")
     ap.add_argument("--rate", type=float, default=300.0, help="open-loop offered rate (requests/s)")
     ap.add_argument("--max-requests", type=int, default=20_000, help="cap on requests per phase")
-    ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    ap.add_argument("--workers", default="1,2", help="uvicorn worker counts to run, comma-separated (default 1,2)")
     ap.add_argument("--prepare-only", action="store_true", help="build the cached setup and stop")
     args = ap.parse_args()
 
@@ -238,35 +292,15 @@ def main() -> None:
     store = EventStore(settings.db_url)
     users = store.read_table("users")["user_id"].tolist()
     store.close()
-
-    from kt.api.live import LiveServer
-
-    t = time.perf_counter()
-    server = LiveServer(settings.home, settings.db_url, API_KEY, work / "serve.log", poll_seconds=5.0,
-                        workers=args.workers).start(timeout=1800)
-    startup_s = time.perf_counter() - t
-    log(f"server ready in {startup_s:.0f}s on {server.url}")
-    params = {"bundles": 3, "size": 5}
-    try:
-        seconds = min(args.seconds, args.max_requests / max(args.rate, 1))
-        asyncio.run(_closed_loop(server.url, users, 4, 5.0, params))  # warm-up (imports, caches, JIT paths)
-        closed = asyncio.run(_closed_loop(server.url, users, args.concurrency, args.seconds, params))
-        log(f"closed loop: {closed['throughput_rps']:.0f} req/s, p50 {closed['p50_ms']:.1f} ms, p99 {closed['p99_ms']:.1f} ms")
-        opened = asyncio.run(_open_loop(server.url, users, args.rate, seconds, params))
-        log(f"open loop @ {args.rate:.0f}/s: {opened['throughput_rps']:.0f} req/s, p50 {opened['p50_ms']:.1f} ms, "
-            f"p99 {opened['p99_ms']:.1f} ms, errors {opened['errors']}")
-        server_view = _metrics_latency(server.url)
-    finally:
-        server.stop()
-
+    runs = {}
+    for w in (int(x) for x in args.workers.split(",")):
+        runs[f"{w} worker{'s' if w > 1 else ''}"] = run_once(settings, work, users, w, args, log)
     result = {
-        "setup": setup, "server_startup_s": startup_s, "closed_loop": closed, "open_loop": opened,
-        "server_metrics": server_view, "request": "GET /v1/users/{u}/path?bundles=3&size=5, u uniform over all users",
-        "target": {"p99_ms": 50, "rps": 300},
-        "meets_target": bool(opened["p99_ms"] <= 50 and opened["throughput_rps"] >= 0.98 * 300 and args.rate >= 300),
+        "request": "GET /v1/users/{u}/path?bundles=3&size=5, u uniform over all users",
+        "target": {"p99_ms": 50, "rps": 300}, "setup": setup, "runs": runs,
+        "meets_target": any(r["meets_target"] for r in runs.values()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "bench_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "quick": args.quick, "workers": args.workers, "load_avg": round(os.getloadavg()[0], 1),
+        "bench_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "quick": args.quick,
     }
     RESULTS.mkdir(exist_ok=True)
     name = "api_quick" if args.quick else "api"
@@ -277,25 +311,38 @@ def main() -> None:
 
 
 def _markdown(r: dict) -> str:
-    c = r["counts"] if "counts" in r else r["setup"]["counts"]
-    rows = [r["closed_loop"], r["open_loop"]]
+    c = r["setup"]["counts"]
+    runs = r["runs"]
+    loads = " and ".join(str(x["load_avg"]) for x in runs.values())
+    startups = ", ".join(f"{x['server_startup_s']:.0f} s ({k})" for k, x in runs.items())
     lines = [
         "### API (`kt serve`, `bench/bench_api.py`)",
         "",
-        f"Store: {c['users']:,} users, {c['items']:,} items, {c['events']:,} events (SQLite, WAL). "
-        f"{r.get('workers', 1)} uvicorn worker(s) on 127.0.0.1, {r['machine']['cpus']} CPU cores shared with the load "
-        f"client (and, during this run, with other jobs: load average {r.get('load_avg', '?')}). "
-        f"Request: `{r['request']}`. Server startup (1M-item catalog, topic index, graph, model): "
-        f"{r['server_startup_s']:.0f} s.",
+        f"Store: {c['users']:,} users, {c['items']:,} items, {c['events']:,} events, {c['folder_items']:,} folder edges "
+        "(SQLite, WAL); every user's mastery state bootstrapped from the log; champion DKT (dim 64). Request: "
+        "`GET /v1/users/{u}/path?bundles=3&size=5`, u uniform over all users (so the per-user mastery cache rarely "
+        f"hits: the cold path is measured). uvicorn on 127.0.0.1; the httpx load client shares the "
+        f"{r['machine']['cpus']} CPU cores (load average at the end of the runs: {loads}). Server startup: {startups}.",
         "",
-        "| mode | requests | errors | throughput (req/s) | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| workers | mode | answered | errors (incl. dropped) | throughput (req/s, 200s) | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for x in rows:
-        lines.append(f"| {x['mode']} | {x['requests']:,} | {x['errors']} | {x['throughput_rps']:.0f} | {x['p50_ms']:.1f} | "
-                     f"{x['p90_ms']:.1f} | {x['p99_ms']:.1f} | {x['max_ms']:.0f} |")
-    verdict = "meets" if r["meets_target"] else "does not meet"
-    lines += ["", f"Target p99 <= 50 ms at >= 300 requests/s: this run **{verdict}** it.", ""]
+    for x in runs.values():
+        for key in ("closed_loop", "open_loop", "open_loop_80pct_capacity"):
+            y = x[key]
+            lines.append(f"| {x['workers']} | {y['mode']} | {y['requests']:,} | {y['errors']:,} | {y['throughput_rps']:.0f} | "
+                         f"{y['p50_ms']:.0f} | {y['p90_ms']:.0f} | {y['p99_ms']:.0f} | {y['max_ms']:.0f} |")
+    lines += [
+        "",
+        "Open loop: requests start on a fixed schedule and latency counts from the scheduled start; with 64 outstanding, "
+        "further scheduled requests are dropped (counted as errors) rather than queued in the client.",
+        "",
+        "Server-side share of path requests <= 50 ms (Prometheus histogram): "
+        + ", ".join(f"{100 * (x['server_metrics']['server_share_le_50ms'] or 0):.0f}% ({k})" for k, x in runs.items()) + ".",
+        "",
+        f"Target p99 <= 50 ms at >= 300 requests/s: **{'met' if r['meets_target'] else 'not met'}**.",
+        "",
+    ]
     return "\n".join(lines)
 
 
