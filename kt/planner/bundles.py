@@ -151,6 +151,11 @@ def assemble_bundle(
     ws = walk_score[admit]
     walk_norm = np.log1p(ws) / np.log1p(ws.max()) if ws.max() > 0 else np.zeros(len(ws))
     relevance = closeness + config.w_walk * walk_norm + 0.1 * is_primary[admit]
+    if graph is not None and config.w_popularity > 0:
+        # popularity prior within the band: how many folders filed the item (social proof that it
+        # teaches; Pixie's own signal), log-scaled to [0, 1]
+        deg = graph.item_degree[items[admit]].astype(np.float64)
+        relevance = relevance + config.w_popularity * (np.log1p(deg) / np.log1p(deg.max()) if deg.max() > 0 else 0.0)
     sim = similarity_matrix(items[admit], catalog, graph, config.sim_weights)
     chosen = admit[mmr(relevance, sim, size, config.mmr_lambda)]
     order = np.argsort(-p[chosen], kind="stable")

@@ -50,8 +50,9 @@ class PlannerConfig:
     n_seeds: int = 20
     recency_half_life_days: float = 7.0
     mastered_threshold: float = 0.8
-    ready_threshold: float = 0.6
+    ready_threshold: float = 0.8
     ready_level_margin: float = 1.0
+    ready_min_obs: int = 3
     unseen_mastery: float = 0.0
     w_interest: float = 1.0
     w_readiness: float = 1.0
@@ -70,12 +71,13 @@ class PlannerConfig:
     topic_pool: int = 48
     fresh_pool: int = 8
     w_walk: float = 0.3
+    w_popularity: float = 0.0
     include_secondary: bool = False
     blocked_success: float = 0.5
     solid_mastery: float = 0.95
     max_substitutions: int = 3
     defer_widen: float = 0.1
-    review_slots: int = 1
+    review_slots: int = 2
     review_min_mastery: float = 0.5
     difficulty_slope: float = 8.0
     seed: int = 0

@@ -225,13 +225,16 @@ class Planner:
         states = self.topic_states(user_id, learner, now)
         # a few spare targets: a topic can come out empty or blocked
         queue = select_targets(states, self.prerequisites, req.interests, cfg, n_bundles + 3, goals)
-        if goals:  # when the goal chain has nothing left to offer, fall back to the ready fringe
-            queue += select_targets(states, self.prerequisites, req.interests, cfg, n_bundles + 3)
+        # when the goal chain has nothing left to offer (deferred targets included), fall back to
+        # the ready fringe
+        fallback = select_targets(states, self.prerequisites, req.interests, cfg, n_bundles + 3) if goals else []
         walk_pos: dict[int, list[int]] = {}
         for j, i in enumerate(req.walk.items):
             for t in cat.item_topics(int(i)):
                 walk_pos.setdefault(int(t), []).append(j)
         pools = {t.topic_id: self._pool(t.topic_id, req, walk_pos) for t in queue}
+        if not pools and fallback:
+            pools = {t.topic_id: self._pool(t.topic_id, req, walk_pos) for t in fallback}
         p_of = self._predict(user_id, learner, np.concatenate([*pools.values(), np.zeros(0, np.int64)]), {})
         walk_of = req.walk.as_dict()
         path = LearningPath(
@@ -242,7 +245,9 @@ class Planner:
         done: set[str] = set()
         deferred: set[str] = set()
         substitutions = 0
-        while queue and len(path.bundles) < n_bundles:
+        while (queue or fallback) and len(path.bundles) < n_bundles:
+            if not queue:
+                queue, fallback = fallback, []
             target = queue.pop(0)
             if target.topic_id in done:
                 continue

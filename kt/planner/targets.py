@@ -36,6 +36,7 @@ class TopicState:
     confidence: float = 0.0
     ability: float | None = None
     level: float | None = None
+    n_obs: int | None = None  # observations behind the mastery (None: the model does not say)
 
 
 @dataclass
@@ -55,21 +56,38 @@ def topic_states(frame: pd.DataFrame | None, topics: Iterable[str], config: Plan
     out = {str(t): TopicState(config.unseen_mastery, "new") for t in topics}
     if frame is not None and len(frame):
         conf = frame["confidence"].astype(float) if "confidence" in frame.columns else pd.Series(np.zeros(len(frame)))
-        for tid, m, stage, c in zip(frame["topic_id"].astype(str), frame["mastery"].astype(float),
-                                    frame["stage"].astype(str), conf, strict=True):
+        n_obs = frame["n_obs"] if "n_obs" in frame.columns else pd.Series([None] * len(frame))
+        for tid, m, stage, c, n in zip(frame["topic_id"].astype(str), frame["mastery"].astype(float),
+                                       frame["stage"].astype(str), conf, n_obs, strict=True):
             out[tid] = TopicState(float(m) if np.isfinite(m) else config.unseen_mastery, stage,
-                                  float(c) if np.isfinite(c) else 0.0)
+                                  float(c) if np.isfinite(c) else 0.0,
+                                  n_obs=int(n) if n is not None and np.isfinite(n) else None)
     return out
 
 
 def is_mastered(state: TopicState, config: PlannerConfig) -> bool:
-    return state.stage == "mastered" or (state.stage != "needs_review" and state.mastery >= config.mastered_threshold)
+    """Mastered by the model's stage, or by mastery when backed by ``ready_min_obs`` observations."""
+    if state.stage == "mastered":
+        return True
+    guessed = config.ready_min_obs > 0 and state.n_obs is not None and state.n_obs < config.ready_min_obs
+    return state.stage != "needs_review" and state.mastery >= config.mastered_threshold and not guessed
 
 
-def readiness(topic: str, states: dict[str, TopicState], prereqs: PrerequisiteGraph) -> float:
-    """Lowest mastery among the topic's prerequisites (1 when it has none)."""
+def readiness(topic: str, states: dict[str, TopicState], prereqs: PrerequisiteGraph, min_obs: int = 0) -> float:
+    """Lowest mastery among the topic's prerequisites (1 when it has none). With ``min_obs`` > 0 a
+    prerequisite backed by fewer observations counts as 0: a model's prior guess for a topic the
+    user never practised (a population average, often high for topics with easy items) is no
+    evidence that the prerequisite is in place."""
     parents = prereqs.parents.get(topic, [])
-    return min((states[p].mastery if p in states else 0.0 for p in parents), default=1.0)
+    return min((_evidenced_mastery(states.get(p), min_obs) for p in parents), default=1.0)
+
+
+def _evidenced_mastery(st: TopicState | None, min_obs: int) -> float:
+    if st is None:
+        return 0.0
+    if min_obs > 0 and st.n_obs is not None and st.n_obs < min_obs:
+        return 0.0
+    return st.mastery
 
 
 def level_gap(topic: str, states: dict[str, TopicState], prereqs: PrerequisiteGraph) -> float:
@@ -115,13 +133,15 @@ def select_targets(
         interest = interests.get(t, 0.0)
         if st.stage == "needs_review":
             on_path = t in chain or any(t in prereqs.ancestors(g) for g in goals)
+            if goals and not on_path:
+                continue  # with a goal, a bundle off the goal's path teaches nothing toward it
             scored.append(Target(t, "review", st.stage, st.mastery,
                                  config.w_review + config.w_interest * interest + (config.w_goal if on_path else 0.0),
                                  f"review: mastery decayed to {st.mastery:.2f}"))
             continue
         if is_mastered(st, config):
             continue
-        r = readiness(t, states, prereqs)
+        r = readiness(t, states, prereqs, config.ready_min_obs)
         if r < config.ready_threshold or level_gap(t, states, prereqs) > config.ready_level_margin:
             continue
         # headroom (1 - mastery): the simulator-agnostic proxy of how much a bundle can still add

@@ -1,0 +1,36 @@
+"""Target selection: evidence-backed readiness and staying on the goal's path."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from kt.planner import PlannerConfig, PrerequisiteGraph
+from kt.planner.targets import readiness, select_targets, topic_states
+
+
+def _frame(rows):
+    return pd.DataFrame(rows, columns=["topic_id", "mastery", "confidence", "n_obs", "stage"])
+
+
+def test_a_never_practised_prerequisite_is_no_evidence_of_readiness():
+    dag = PrerequisiteGraph(["a", "b"], [("a", "b")])
+    cfg = PlannerConfig(ready_min_obs=3)
+    # the model guesses 0.95 on "a" from the population, but the user never practised it
+    guessed = topic_states(_frame([("a", 0.95, 0.0, 0, "new"), ("b", 0.2, 0.0, 0, "new")]), dag.topics, cfg)
+    assert readiness("b", guessed, dag, cfg.ready_min_obs) == 0.0
+    assert readiness("b", guessed, dag, 0) == 0.95  # the old reading
+    first = select_targets(guessed, dag, {}, cfg, 1, ["b"])[0]
+    assert first.topic_id == "a"  # learn the prerequisite before its dependent
+    practised = topic_states(_frame([("a", 0.95, 0.5, 6, "learning"), ("b", 0.2, 0.0, 0, "new")]), dag.topics, cfg)
+    assert readiness("b", practised, dag, cfg.ready_min_obs) == 0.95
+    assert select_targets(practised, dag, {}, cfg, 1, ["b"])[0].topic_id == "b"
+
+
+def test_with_a_goal_reviews_off_its_path_are_skipped():
+    dag = PrerequisiteGraph(["a", "b", "x"], [("a", "b")])
+    cfg = PlannerConfig()
+    states = topic_states(_frame([("a", 0.9, 0.5, 9, "mastered"), ("b", 0.2, 0.1, 4, "learning"),
+                                  ("x", 0.5, 0.1, 9, "needs_review")]), dag.topics, cfg)
+    with_goal = [t.topic_id for t in select_targets(states, dag, {}, cfg, 5, ["b"])]
+    assert "x" not in with_goal and with_goal[0] == "b"
+    assert "x" in [t.topic_id for t in select_targets(states, dag, {}, cfg, 5)]  # no goal: review it
