@@ -56,24 +56,6 @@ def private_home(served_home, tmp_path):
     return copy, copy / "data" / "world"
 
 
-@pytest.fixture(scope="session")
-def pg_server():
-    from kt.store.pgserver import NOT_INSTALLED, PostgresServer, find_pg_bin
-
-    if find_pg_bin() is None:
-        pytest.skip(NOT_INSTALLED)
-    server = PostgresServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'kt.db'}"
-    return request.getfixturevalue("pg_server").create_database()
-
-
 @pytest.fixture
 def loaded_db(served_home, db_url):
     """db_url with the tiny world loaded into it."""

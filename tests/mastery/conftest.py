@@ -85,20 +85,3 @@ def trained(world, tmp_path_factory):
     return result.checkpoint_path, load_checkpoint(result.checkpoint_path)
 
 
-@pytest.fixture(scope="session")
-def pg_server():
-    from kt.store.pgserver import NOT_INSTALLED, PostgresServer, find_pg_bin
-
-    if find_pg_bin() is None:
-        pytest.skip(NOT_INSTALLED)
-    server = PostgresServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path):
-    """A fresh database URL of each backend the state store supports."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.db'}"
-    return request.getfixturevalue("pg_server").create_database()
