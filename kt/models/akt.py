@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kt.models.base import KTBatch, KTModel, KTState, ModelConfig, register_model
+from kt.models.base import CachedWindowModel, KTBatch, KTState, ModelConfig, register_model
 
 
 @dataclass
@@ -161,7 +161,7 @@ class AKTLayer(nn.Module):
 
 
 @register_model
-class AKT(KTModel):
+class AKT(CachedWindowModel):
     name = "akt"
     config_class = AKTConfig
 
@@ -229,17 +229,6 @@ class AKT(KTModel):
         return self.out(torch.cat([h, x_emb.to(h.dtype)], -1)).squeeze(-1).float()
 
     # ------------------------------------------------------------------ online: O(window) per query
-    @torch.no_grad()
-    def init_state(self, batch_size: int, device: torch.device | str | None = None) -> KTState:
-        return self._cache(super().init_state(batch_size, device))
-
-    @torch.no_grad()
-    def update(
-        self, state: KTState, items: torch.Tensor, concepts: torch.Tensor, responses: torch.Tensor
-    ) -> KTState:
-        ids = {k: state[k] for k in ("items", "concepts", "responses")}
-        return self._cache(super().update(ids, items, concepts, responses))
-
     def _cache(self, ids: KTState) -> KTState:
         """Re-encode the window; keep each question-encoder/retriever layer's keys and values."""
         items = ids["items"]

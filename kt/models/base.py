@@ -125,6 +125,32 @@ class KTModel(nn.Module, ABC):
         return sum(p.numel() for p in self.parameters())
 
 
+class CachedWindowModel(KTModel):
+    """Attention models whose online state is the raw id window plus per-layer key/value caches.
+
+    ``update`` slides the id window (the base class's rule) and re-encodes it once, because
+    positions shift as the window slides; ``query`` then attends Q candidates to the cache.
+    Subclasses implement :meth:`_cache` (ids -> ids + caches) and ``query``.
+    """
+
+    ID_KEYS: ClassVar[tuple[str, ...]] = ("items", "concepts", "responses")
+
+    @abstractmethod
+    def _cache(self, ids: KTState) -> KTState:
+        """The state for this id window: ``ids`` plus the model's cached tensors."""
+
+    @torch.no_grad()
+    def init_state(self, batch_size: int, device: torch.device | str | None = None) -> KTState:
+        return self._cache(super().init_state(batch_size, device))
+
+    @torch.no_grad()
+    def update(
+        self, state: KTState, items: torch.Tensor, concepts: torch.Tensor, responses: torch.Tensor
+    ) -> KTState:
+        ids = {k: state[k] for k in self.ID_KEYS}
+        return self._cache(super().update(ids, items, concepts, responses))
+
+
 MODEL_REGISTRY: dict[str, type[KTModel]] = {}
 
 

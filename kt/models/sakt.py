@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kt.models.base import KTBatch, KTModel, KTState, ModelConfig, register_model
+from kt.models.base import CachedWindowModel, KTBatch, KTState, ModelConfig, register_model
 
 
 @dataclass
@@ -102,7 +102,7 @@ class SAKTBlock(nn.Module):
 
 
 @register_model
-class SAKT(KTModel):
+class SAKT(CachedWindowModel):
     name = "sakt"
     config_class = SAKTConfig
 
@@ -153,18 +153,6 @@ class SAKT(KTModel):
     # State: the raw window (last max_len-1 interactions) plus, per block, its projected keys and
     # values over the history slots. ``update`` re-encodes the window (it slides, so positions
     # shift); ``query`` runs Q candidates against the cache in one batched attention per block.
-    @torch.no_grad()
-    def init_state(self, batch_size: int, device: torch.device | str | None = None) -> KTState:
-        state = super().init_state(batch_size, device)
-        return self._cache(state)
-
-    @torch.no_grad()
-    def update(
-        self, state: KTState, items: torch.Tensor, concepts: torch.Tensor, responses: torch.Tensor
-    ) -> KTState:
-        ids = {k: state[k] for k in ("items", "concepts", "responses")}
-        return self._cache(super().update(ids, items, concepts, responses))
-
     def _cache(self, ids: KTState) -> KTState:
         items, concepts, responses = ids["items"], ids["concepts"], ids["responses"]
         state = dict(ids)
