@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 RESULTS = Path(__file__).resolve().parent / "results"
-TUNED = {"band": (0.45, 0.65), "review_slots": 2}  # best with the oracle learner on 50 users x 10 steps
+TUNED = {"band": (0.55, 0.75), "review_min_mastery": 0.0, "w_popularity": 1.0}  # best with the DKT on 60 users x 8 steps
 
 
 def _work_dir() -> Path:

@@ -214,7 +214,9 @@ def run_policy(
             learner.observe_many(inter[["user_id", "content_id", "topic_id", "outcome", "timestamp"]])
     ep, es, ee = [], [], []
     for u in setup.users:
-        e_end = float(env.true_mastery(u, t0[u] + config.steps * gap + 2 * HOUR)[tgt[u]].mean())
+        # 2 h after the last step's start, or when the user finished reading if a bundle ran longer
+        t_end = max(t0[u] + config.steps * gap + 2 * HOUR, float(env.state.clock[env.user_index(u)]))
+        e_end = float(env.true_mastery(u, t_end)[tgt[u]].mean())
         ep.append((e_end - e_start[u]) / max(1.0 - e_start[u], 1e-9))
         es.append(e_start[u])
         ee.append(e_end)

@@ -167,8 +167,9 @@ def select_targets(
                 why = "goal" if t in goals else "prerequisite of goal (after its own prerequisites)"
                 picked.append(Target(t, "goal", st.stage, st.mastery, 0.0, why))
                 done.add(t)
-        # then consolidate mastered ancestors of the goal, weakest first (more headroom)
-        solid = sorted({a for g in goals for a in prereqs.ancestors(g)} - done - chain,
+        # then consolidate the goal and its mastered ancestors, weakest first (more headroom): more
+        # practice on the goal's path beats drifting off it
+        solid = sorted({a for g in goals for a in prereqs.ancestors(g) | {g}} - done - chain,
                        key=lambda t: (states.get(t, TopicState(0.0, "new")).mastery, t))
         for t in solid:
             if len(picked) >= limit:
