@@ -179,6 +179,11 @@ class Planner:
         if topic in walk_pos:
             parts.append(req.walk.items[walk_pos[topic]])
         indexed = cat.topic_items(topic, req.languages)
+        # drop consumed (and, unless asked, secondary-topic) items before sampling, so the sample
+        # stays full as the user works through a topic
+        indexed = indexed[~np.isin(indexed, req.consumed)]
+        if not cfg.include_secondary:
+            indexed = indexed[cat.primary_topic[indexed] == topic]
         if len(indexed):
             if len(indexed) > cfg.topic_pool:
                 pos = np.linspace(0, len(indexed) - 1, cfg.topic_pool).round().astype(np.int64)
@@ -223,8 +228,10 @@ class Planner:
             learner = DifficultyAdjusted(learner, cat, cfg.difficulty_slope)
         req = self._request(user_id, history, languages, now)
         states = self.topic_states(user_id, learner, now)
-        # a few spare targets: a topic can come out empty or blocked
-        queue = select_targets(states, self.prerequisites, req.interests, cfg, n_bundles + 3, goals)
+        # a few spare targets: a topic can come out empty or blocked; with goals, the whole goal
+        # path (a handful of topics), since its topics' unseen items run out one by one
+        spare = n_bundles + 3 + (len(states) if goals else 0)
+        queue = select_targets(states, self.prerequisites, req.interests, cfg, spare, goals)
         # when the goal chain has nothing left to offer (deferred targets included), fall back to
         # the ready fringe
         fallback = select_targets(states, self.prerequisites, req.interests, cfg, n_bundles + 3) if goals else []
