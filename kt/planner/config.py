@@ -17,7 +17,9 @@ class PlannerConfig:
     Target topics
       mastered_threshold: mastery at or above which a topic needs no new bundle.
       ready_threshold: every prerequisite at or above this makes a topic "ready to learn"
-        (prerequisites "mastered or nearly"). unseen_mastery: mastery read for topics the learner
+        (prerequisites "mastered or nearly"). ready_min_obs: observations a topic's mastery needs
+        behind it to count as mastered or as a satisfied prerequisite (fewer: the model's prior
+        guess, no evidence; 0 = trust any reported mastery). unseen_mastery: mastery read for topics the learner
         model does not report. w_interest / w_readiness / w_review / w_goal / w_headroom: target
         score terms (headroom = 1 - mastery). interest_decay: share of a topic's interest its
         prerequisites inherit.
@@ -35,7 +37,8 @@ class PlannerConfig:
       review_min_mastery (review maintains what is known).
       difficulty_slope: logits per unit of catalog difficulty used to spread the predictions of
       a learner model that is flat across a topic's items (:mod:`kt.planner.calibration`); 0 = off.
-      w_walk: weight of the normalised Pixie score in an item's relevance. include_secondary:
+      w_walk: weight of the normalised Pixie score in an item's relevance. w_popularity: weight of
+      the item's log folder degree (scaled to [0, 1]) in its relevance, a popularity prior. include_secondary:
       also offer items carrying the topic only as a secondary topic.
     Blocked topics
       blocked_success: when even the best candidate of a target has predicted success below

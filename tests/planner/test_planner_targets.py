@@ -34,3 +34,27 @@ def test_with_a_goal_reviews_off_its_path_are_skipped():
     with_goal = [t.topic_id for t in select_targets(states, dag, {}, cfg, 5, ["b"])]
     assert "x" not in with_goal and with_goal[0] == "b"
     assert "x" in [t.topic_id for t in select_targets(states, dag, {}, cfg, 5)]  # no goal: review it
+
+
+def test_topic_pool_is_sampled_from_unseen_items_so_it_does_not_run_dry():
+    from planner_testlib import TableLearner, handmade_world
+
+    from kt.planner import Catalog, ItemFolderGraph, Planner
+
+    items, topics, prereq, _ = handmade_world(n_per_topic=30)
+    cat = Catalog.from_frames(items, topics)
+    no_folders = ItemFolderGraph.from_frames(pd.DataFrame({"folder_id": [], "content_id": []}), cat)
+    dag = PrerequisiteGraph.from_frame(prereq, topics["topic_id"])
+    # a pool of 4 per request: 15 English "alg" items must still come 3 at a time for 5 requests
+    planner = Planner(cat, no_folders, dag, PlannerConfig(topic_pool=4, fresh_pool=0, review_slots=0, min_bundle=1))
+    learner = TableLearner({"alg": 0.5, "calc": 0.0, "linalg": 0.0, "ml": 0.0}, cat)
+    hist = pd.DataFrame({"content_id": pd.Series([], dtype=str), "timestamp": pd.to_datetime([], utc=True)})
+    seen: list[str] = []
+    for step in range(5):
+        b = planner.next_bundle("u", learner, hist, 3, ["en"], ["alg"])
+        assert b is not None and b.topic_id == "alg" and len(b.content_ids) == 3, f"step {step}: {b}"
+        assert not set(b.content_ids) & set(seen)
+        seen += b.content_ids
+        ts = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(len(seen), unit="h")
+        hist = pd.concat([hist, pd.DataFrame({"content_id": b.content_ids, "timestamp": [ts] * 3})], ignore_index=True)
+    assert len(set(seen)) == 15
