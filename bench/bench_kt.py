@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     (RESULTS / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows, "speed_ratio": speed_ratios(rows)}, indent=2, default=float))
     md = markdown(rows, args.throughput)
-    (RESULTS / f"{stem}.md").write_text(f"KT benchmark ({mode}, {meta['device']}{', ' + meta['gpu'] if 'gpu' in meta else ''}; {meta['when']})\n\n{md}\n")
+    (RESULTS / f"{stem}.md").write_text(f"### KT benchmark ({mode}, {meta['device']}{', ' + meta['gpu'] if 'gpu' in meta else ''}; {meta['when']})\n\n{md}\n")
     print(md)
     return 0
 

@@ -7,6 +7,7 @@ Each benchmark writes its own results file; this keeps the README's tables equal
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -24,6 +25,8 @@ def collect(results: Path) -> str:
         text = files[name].read_text().strip()
         if not text.startswith("#"):
             text = f"### {name}\n\n{text}"
+        # README sections are h2: each results file's headings go below them (# -> ###, ## -> ####)
+        text = re.sub(r"^(#{1,2}) ", lambda m: "#" * (len(m.group(1)) + 2) + " ", text, flags=re.M)
         parts.append(text)
     return "\n\n".join(parts)
 
