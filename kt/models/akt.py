@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kt.models.base import CachedWindowModel, KTBatch, KTState, ModelConfig, register_model
+from kt.models.rasch import RaschEmbeddings
 
 
 @dataclass
@@ -161,20 +162,14 @@ class AKTLayer(nn.Module):
 
 
 @register_model
-class AKT(CachedWindowModel):
+class AKT(RaschEmbeddings, CachedWindowModel):
     name = "akt"
     config_class = AKTConfig
 
     def __init__(self, config: AKTConfig) -> None:
         super().__init__(config)
-        n, d = config.num_concepts, config.dim
-        self.concept_emb = nn.Embedding(n + 1, d)  # c_c
-        self.response_emb = nn.Embedding(2, d)  # g_r
-        if config.use_items:
-            self.difficulty = nn.Embedding(config.num_items + 1, 1)  # mu_q
-            self.concept_variation = nn.Embedding(n + 1, d)  # d_c
-            self.response_variation = nn.Embedding(2, d)  # f_r
-            nn.init.zeros_(self.difficulty.weight)
+        d = config.dim
+        self._init_rasch()  # concept/response embeddings and Rasch item difficulty
         layer = lambda ffn: AKTLayer(d, config.num_heads, config.ff_dim, config.dropout, ffn)  # noqa: E731
         self.knowledge_encoder = nn.ModuleList(layer(True) for _ in range(config.num_blocks))
         self.question_encoder = nn.ModuleList(layer(False) for _ in range(config.num_blocks))
@@ -188,26 +183,6 @@ class AKT(CachedWindowModel):
             nn.Dropout(config.dropout),
             nn.Linear(config.final_dim // 2, 1),
         )
-
-    # ------------------------------------------------------------------ embeddings
-    def _questions(self, items: torch.Tensor, concepts: torch.Tensor) -> torch.Tensor:
-        x = self.concept_emb(concepts)  # (B, T, D)
-        if self.config.use_items:
-            x = x + self.difficulty(items) * self.concept_variation(concepts)
-        return x
-
-    def _interactions(self, items, concepts, responses) -> torch.Tensor:
-        r = responses.long().clamp(0, 1)
-        y = self.concept_emb(concepts) + self.response_emb(r)
-        if self.config.use_items:
-            y = y + self.difficulty(items) * (self.response_variation(r) + self.concept_variation(concepts))
-        return y
-
-    def regularization(self, batch: KTBatch) -> torch.Tensor:
-        if not self.config.use_items:
-            return super().regularization(batch)
-        mu = self.difficulty(batch.items).squeeze(-1)  # (B, T)
-        return self.config.l2 * (mu.float().square() * batch.mask).sum()
 
     # ------------------------------------------------------------------ sequence mode
     def _encode(self, batch: KTBatch) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kt.models.base import CachedWindowModel, KTBatch, KTState, ModelConfig, register_model
+from kt.models.rasch import RaschEmbeddings
 
 
 @dataclass
@@ -95,21 +96,15 @@ class SimpleKTLayer(nn.Module):
 
 
 @register_model
-class SimpleKT(CachedWindowModel):
+class SimpleKT(RaschEmbeddings, CachedWindowModel):
     name = "simplekt"
     config_class = SimpleKTConfig
 
     def __init__(self, config: SimpleKTConfig) -> None:
         super().__init__(config)
-        n, d = config.num_concepts, config.dim
-        self.concept_emb = nn.Embedding(n + 1, d)  # c_c
-        self.response_emb = nn.Embedding(2, d)  # g_r
+        d = config.dim
+        self._init_rasch()  # concept/response embeddings and Rasch item difficulty
         self.position_emb = nn.Embedding(config.max_len, d)
-        if config.use_items:
-            self.difficulty = nn.Embedding(config.num_items + 1, 1)  # mu_q
-            self.concept_variation = nn.Embedding(n + 1, d)  # d_c
-            self.response_variation = nn.Embedding(2, d)  # f_r
-            nn.init.zeros_(self.difficulty.weight)
         self.layers = nn.ModuleList(
             SimpleKTLayer(d, config.num_heads, config.ff_dim, config.dropout)
             for _ in range(config.num_blocks)
@@ -124,31 +119,12 @@ class SimpleKT(CachedWindowModel):
             nn.Linear(config.final_dim, 1),
         )
 
-    def _questions(self, items: torch.Tensor, concepts: torch.Tensor) -> torch.Tensor:
-        x = self.concept_emb(concepts)  # (B, T, D)
-        if self.config.use_items:
-            x = x + self.difficulty(items) * self.concept_variation(concepts)
-        return x
-
-    def _interactions(self, items, concepts, responses) -> torch.Tensor:
-        r = responses.long().clamp(0, 1)
-        y = self.concept_emb(concepts) + self.response_emb(r)
-        if self.config.use_items:
-            y = y + self.difficulty(items) * (self.response_variation(r) + self.concept_variation(concepts))
-        return y
-
     def _positions(self, length: int, start: int = 0) -> torch.Tensor:
         if start + length > self.config.max_len:
             raise ValueError(
                 f"simplekt: sequence length {start + length} exceeds max_len={self.config.max_len}"
             )
         return self.position_emb.weight[start : start + length]
-
-    def regularization(self, batch: KTBatch) -> torch.Tensor:
-        if not self.config.use_items:
-            return super().regularization(batch)
-        mu = self.difficulty(batch.items).squeeze(-1)  # (B, T)
-        return self.config.l2 * (mu.float().square() * batch.mask).sum()
 
     def _encode(self, batch: KTBatch) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
         """-> x_emb (B, T, D), the input of every layer plus the last output, y (B, T, D)."""
