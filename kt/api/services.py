@@ -14,6 +14,7 @@ import pandas as pd
 
 from kt.api.learner import ServedLearner
 from kt.api.metrics import ApiMetrics
+from kt.api.path_cache import PathCache
 from kt.api.model_service import ModelService, Served
 from kt.api.world import ServingWorld
 from kt.config import Settings
@@ -41,6 +42,7 @@ class ApiConfig:
     champion_poll_seconds: float = 5.0
     history_limit: int = 200
     mastery_cache_size: int = 50_000
+    path_cache_size: int = 20_000
     require_model: bool = False
 
 
@@ -53,6 +55,7 @@ class Services:
     rule: OutcomeRule
     world: ServingWorld
     models: ModelService
+    paths: PathCache = field(default_factory=PathCache)
     _languages: dict = field(default_factory=dict)
 
     def user_languages(self, user_id: str) -> list[str] | None:
@@ -113,7 +116,7 @@ def build_services(settings: Settings, config: ApiConfig, metrics: ApiMetrics,
         on_swap=lambda served: (metrics.model_version.set(served.version), metrics.model_swaps.inc()),
     )
     services = Services(settings=settings, config=config, store=store, metrics=metrics, rule=OutcomeRule(),
-                        world=world, models=models)
+                        world=world, models=models, paths=PathCache(config.path_cache_size))
     if not models.refresh() and models.current is None:
         msg = models.last_error or f"no champion for {settings.registered_model!r} in {settings.mlflow_tracking_uri}"
         if config.require_model:

@@ -68,6 +68,7 @@ class ServingWorld:
         self.items = items  # the catalog's items table (content_id, topics, ...) at startup
         self.added: list[tuple[int, pd.DataFrame]] = []  # (generation, items) added since startup
         self.generation = 0
+        self.version = 0  # bumped by every catalog change (items or folder edges): cached paths expire
 
     @classmethod
     def from_store(cls, store: EventStore, config: PlannerConfig | None = None) -> ServingWorld:
@@ -82,6 +83,7 @@ class ServingWorld:
         with self.lock.write():
             self.planner.add_items(items)
             self.generation += 1
+            self.version += 1
             self.added.append((self.generation, items[["content_id", "topics"]].copy()))
 
     def items_since(self, generation: int) -> pd.DataFrame | None:
@@ -91,6 +93,7 @@ class ServingWorld:
     def add_folder_items(self, folder_items: pd.DataFrame) -> None:
         with self.lock.write():
             self.planner.graph.add_folder_items(folder_items, self.planner.catalog)
+            self.version += 1
 
     def known_topics(self) -> set[str]:
         return set(self.planner.prerequisites.topics) | set(self.planner.catalog.topics.tokens)

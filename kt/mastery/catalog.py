@@ -94,6 +94,7 @@ class TopicCatalog:
 
     def __post_init__(self) -> None:
         self.topic_index = {t: k for k, t in enumerate(self.topic_ids)}
+        self._content_lookup: tuple[pd.Index, np.ndarray, np.ndarray] | None = None
 
     @property
     def num_topics(self) -> int:
@@ -128,6 +129,24 @@ class TopicCatalog:
         pos = np.fromiter((self.topic_index.get(t, -1) for t in topics), dtype=np.int64, count=len(topics))
         return items, concepts, pos
 
+    def encode_items(self, content_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Vectorised :meth:`encode` of catalog items by content id alone (the planner's hot
+        path scores thousands per request): ``(known, items, concepts)``, where ``known`` (N,)
+        marks ids in the catalog and the two index arrays cover only those."""
+        if self._content_lookup is None:  # built on first use, dropped by add_items
+            cids = np.array(list(self.item_topic), dtype=object)
+            concepts = _lookup(self.concept_vocab, np.array(list(self.item_topic.values()), dtype=object))
+            if self.item_aware and self.item_vocab is not None:
+                items = _lookup(self.item_vocab, cids)
+            else:
+                items = concepts
+            self._content_lookup = (pd.Index(cids), items, concepts)
+        index, items, concepts = self._content_lookup
+        pos = index.get_indexer(np.asarray(content_ids, dtype=object))
+        known = pos >= 0
+        pos = pos[known]
+        return known, items[pos], concepts[pos]
+
     def encode_frame(self, content_ids: pd.Series, topic_ids: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Vectorised :meth:`encode` for interactions that carry their ``topic_id``."""
         topics = topic_ids.astype(str).to_numpy()
@@ -143,6 +162,7 @@ class TopicCatalog:
         """Register new content (content_id -> topics); it is scored through its primary topic."""
         for cid, t in _primary_topics(item_topics).items():
             self.item_topic[cid] = t
+        self._content_lookup = None
 
     # ----------------------------------------------------------------- builder
     @classmethod

@@ -230,17 +230,14 @@ class MasteryTracker:
     def predict_success(self, user_id: str, content_ids: Sequence[str]) -> np.ndarray:
         """P(success) (Q,) on each content item via ``model.query``; new items are scored through
         their primary topic with item index 0; items with no known topic give NaN."""
-        cids = [str(c) for c in content_ids]
         rec = self._load([str(user_id)])[str(user_id)]
-        known = [c in self.catalog.item_topic for c in cids]
-        out = np.full(len(cids), np.nan)
-        sel = [c for c, k in zip(cids, known, strict=True) if k]
-        if sel:
-            items, concepts, _ = self.catalog.encode(sel)
+        known, items, concepts = self.catalog.encode_items([str(c) for c in content_ids])
+        out = np.full(len(known), np.nan)
+        if len(items):
             dev = self.model.device
             logits = self.model.query(rec.state, torch.as_tensor(items, device=dev).view(1, -1),
                                       torch.as_tensor(concepts, device=dev).view(1, -1))
-            out[np.flatnonzero(known)] = torch.sigmoid(logits.float()).view(-1).cpu().numpy()
+            out[known] = torch.sigmoid(logits.float()).view(-1).cpu().numpy()
         return out
 
 

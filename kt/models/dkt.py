@@ -106,5 +106,10 @@ class DKT(KTModel):
 
     @torch.no_grad()
     def query(self, state: KTState, items: torch.Tensor, concepts: torch.Tensor) -> torch.Tensor:
-        hidden = state["h"][-1].unsqueeze(1).expand(-1, concepts.shape[1], -1)  # (B, Q, H)
-        return self._score(hidden, concepts)
+        h = state["h"][-1]  # (B, H)
+        if concepts.shape[1] <= self.config.num_concepts:
+            return self._score(h.unsqueeze(1).expand(-1, concepts.shape[1], -1), concepts)  # (B, Q)
+        # many queries (a planner's candidate pool): the logit depends on the concept alone, so
+        # score every concept once, (B, H) @ (H, C), and gather, instead of a (B, Q, H) product
+        every = h.float() @ self.out.weight.float().T + self.out_bias.weight.float().T  # (B, C)
+        return every.gather(1, concepts.expand(h.shape[0], -1))

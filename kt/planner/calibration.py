@@ -50,11 +50,16 @@ class DifficultyAdjusted:
         return self.learner.topic_mastery(user_id, now=now)
 
     def predict_success(self, user_id: str, content_ids: Sequence[str]) -> np.ndarray:
+        return self.predict_at(user_id, self.catalog.index_of(list(content_ids)), content_ids)
+
+    def predict_at(self, user_id: str, idx: np.ndarray, content_ids: Sequence[str] | None = None) -> np.ndarray:
+        """:meth:`predict_success` for catalog indices ``idx`` (-1: unknown), the planner's form."""
+        cat = self.catalog
+        if content_ids is None:
+            content_ids = cat.content_ids[np.maximum(idx, 0)]
         p = np.asarray(self.learner.predict_success(user_id, content_ids), np.float64)
         if self.slope == 0 or len(p) == 0:
             return p
-        cat = self.catalog
-        idx = cat.index_of(list(content_ids))
         known = (idx >= 0) & np.isfinite(p)
         if not known.any():
             return p

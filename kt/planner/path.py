@@ -314,7 +314,10 @@ class Planner:
         """Add the learner model's predicted success of ``items`` to ``known`` (one call)."""
         new = np.unique(items[~np.isin(items, np.fromiter(known, np.int64, len(known)))]) if len(items) else items
         if len(new):
-            p = np.asarray(learner.predict_success(user_id, self.catalog.content_ids[new].tolist()), np.float64)
+            if isinstance(learner, DifficultyAdjusted):
+                p = learner.predict_at(user_id, new)
+            else:
+                p = np.asarray(learner.predict_success(user_id, self.catalog.content_ids[new].tolist()), np.float64)
             known = {**known, **dict(zip(new.tolist(), p.tolist(), strict=True))}
         return known
 

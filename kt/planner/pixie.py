@@ -21,6 +21,7 @@ walker) instead of one walk at a time, and seeds' weights come from highlight re
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +62,19 @@ class WalkResult:
     def as_dict(self) -> dict[int, tuple[float, int]]:
         """item -> (score, visits)."""
         return {int(i): (float(s), int(v)) for i, s, v in zip(self.items, self.scores, self.visits, strict=True)}
+
+
+_scratch = threading.local()
+
+
+def _visit_counts(n_items: int) -> np.ndarray:
+    """A zeroed (n_items,) float32 buffer, reused by this thread's walks: allocating and zeroing
+    one per request costs more than the walk itself at a million items. The walk zeroes the
+    entries it touched before returning."""
+    buf = getattr(_scratch, "counts", None)
+    if buf is None or len(buf) < n_items:
+        buf = _scratch.counts = np.zeros(n_items, np.float32)
+    return buf
 
 
 def seed_steps(graph: ItemFolderGraph, seeds: np.ndarray, weights: np.ndarray, total: int) -> np.ndarray:
@@ -127,7 +141,7 @@ def pixie_walk(
         lang_set[languages[languages < len(lang_set)]] = True
 
     n_items = graph.n_items
-    counts = np.zeros(n_items, np.float32)  # language-weighted visits, for early stopping
+    counts = _visit_counts(n_items)  # language-weighted visits, for early stopping
     visited_keys: list[np.ndarray] = []
     visited_w: list[np.ndarray] = []
     stopped = False
@@ -167,7 +181,9 @@ def pixie_walk(
             stopped = r + 1 < rounds
             break
 
-    items, boosted, visits, n_hit = multi_hit_boost(np.concatenate(visited_keys), np.concatenate(visited_w), n_items)
+    keys = np.concatenate(visited_keys)
+    counts[keys % n_items] = 0.0  # hand the buffer back clean
+    items, boosted, visits, n_hit = multi_hit_boost(keys, np.concatenate(visited_w), n_items)
     keep = boosted > 0
     items, boosted, visits, n_hit = items[keep], boosted[keep], visits[keep], n_hit[keep]
     order = np.lexsort((items, -boosted))[: config.max_candidates]

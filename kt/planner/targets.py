@@ -55,13 +55,19 @@ def topic_states(frame: pd.DataFrame | None, topics: Iterable[str], config: Plan
     """Learner-model frame -> topic -> state; topics it leaves out are ``new`` at ``unseen_mastery``."""
     out = {str(t): TopicState(config.unseen_mastery, "new") for t in topics}
     if frame is not None and len(frame):
-        conf = frame["confidence"].astype(float) if "confidence" in frame.columns else pd.Series(np.zeros(len(frame)))
-        n_obs = frame["n_obs"] if "n_obs" in frame.columns else pd.Series([None] * len(frame))
-        for tid, m, stage, c, n in zip(frame["topic_id"].astype(str), frame["mastery"].astype(float),
-                                       frame["stage"].astype(str), conf, n_obs, strict=True):
-            out[tid] = TopicState(float(m) if np.isfinite(m) else config.unseen_mastery, stage,
-                                  float(c) if np.isfinite(c) else 0.0,
-                                  n_obs=int(n) if n is not None and np.isfinite(n) else None)
+        n = len(frame)
+        mastery = frame["mastery"].to_numpy(np.float64, na_value=np.nan)
+        mastery = np.where(np.isfinite(mastery), mastery, config.unseen_mastery).tolist()
+        conf = frame["confidence"].to_numpy(np.float64, na_value=np.nan) if "confidence" in frame.columns else np.zeros(n)
+        conf = np.where(np.isfinite(conf), conf, 0.0).tolist()
+        if "n_obs" in frame.columns:
+            obs = frame["n_obs"].to_numpy(np.float64, na_value=np.nan)
+            n_obs = [int(x) if np.isfinite(x) else None for x in obs.tolist()]
+        else:
+            n_obs = [None] * n
+        for tid, m, stage, c, k in zip(frame["topic_id"].astype(str).tolist(), mastery,
+                                       frame["stage"].astype(str).tolist(), conf, n_obs, strict=True):
+            out[tid] = TopicState(m, stage, c, n_obs=k)
     return out
 
 

@@ -12,10 +12,11 @@ import re
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 
 from kt.api.deps import get_served, get_services
 from kt.api.model_service import Served
+from kt.api.path_cache import PathEntry
 from kt.api.schemas import MasteryResponse, PathBundle, PathItem, PathResponse, TopicMastery
 from kt.api.services import Services
 
@@ -82,19 +83,31 @@ def user_path(
     bad = [x for x in (lang or []) if not LANGUAGE.fullmatch(x)]
     if bad:
         raise HTTPException(status_code=422, detail=f"lang: not ISO 639-1 code(s): {', '.join(map(repr, bad))}")
-    languages = lang or services.user_languages(user_id)
-    history = pd.DataFrame(services.store.user_events(user_id, limit=services.config.history_limit))
-    if len(history):
-        history = history[["content_id", "timestamp"]]
     world = services.world
     if goal:
         unknown = sorted(set(goal) - world.known_topics())
         if unknown:
             raise HTTPException(status_code=422, detail=f"goal: unknown topic id(s): {', '.join(map(repr, unknown))}")
+    # the catalog version is read before planning: an update landing mid-plan leaves an entry
+    # stamped with the old version, which the next read recomputes
+    key = (user_id, bundles, size, tuple(lang or ()), tuple(goal or ()))
+    catalog_version = world.version
+    # every event counts, not only those with an outcome (n): all of them seed the walk and
+    # mark items as consumed
+    n_all = services.store.user_event_count(user_id) if services.paths.capacity else 0
+    body = services.paths.get(key, n_all, catalog_version, served.version)
+    if body is not None:
+        return Response(content=body, media_type="application/json", headers={"X-Path-Cache": "hit"})
+    languages = lang or services.user_languages(user_id)
+    history = pd.DataFrame(services.store.user_events(user_id, limit=services.config.history_limit))
+    if len(history):
+        history = history[["content_id", "timestamp"]]
     with world.lock.read():
         path = world.planner.plan(user_id, learner, history if len(history) else None, n_bundles=bundles,
                                   bundle_size=size, languages=languages, goal_topics=goal)
-    return _path_response(path, served.version)
+    body = _path_response(path, served.version).model_dump_json().encode()
+    services.paths.put(key, PathEntry(n_all, catalog_version, served.version, body))
+    return Response(content=body, media_type="application/json", headers={"X-Path-Cache": "miss"})
 
 
 def _num(x: float) -> float | None:

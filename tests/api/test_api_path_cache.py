@@ -1,0 +1,77 @@
+"""Cached learning paths: served again byte for byte, recomputed when the user's events, the
+catalog or the request change; the LRU bound and the off switch."""
+
+from __future__ import annotations
+
+from kt.api.path_cache import PathCache, PathEntry
+
+
+def _user(client) -> str:
+    events = client.app.state.services.store.events_frame()
+    return events["user_id"].value_counts().index[0]
+
+
+def _path(client, user, **params):
+    r = client.get(f"/v1/users/{user}/path", params={"bundles": 2, "size": 4, **params})
+    assert r.status_code == 200, r.text
+    return r.headers["X-Path-Cache"], r.content
+
+
+def test_second_read_is_a_hit_and_equals_a_recompute(client):
+    user = _user(client)
+    first = _path(client, user)
+    assert first[0] == "miss"
+    assert _path(client, user) == ("hit", first[1])
+    client.app.state.services.paths._entries.clear()
+    assert _path(client, user) == ("miss", first[1])  # the plan is deterministic: the cache changes nothing
+    assert _path(client, user, size=5)[0] == "miss"  # other parameters, other entry
+    assert _path(client, user, size=5)[0] == "hit"
+
+
+def test_new_event_of_the_user_expires_their_path(client):
+    services = client.app.state.services
+    user, other = services.store.events_frame()["user_id"].value_counts().index[:2]
+    _path(client, user), _path(client, other)
+    consumed = set(services.store.events_frame(user_ids=[user])["content_id"])
+    item = next(c for c in services.store.read_table("items")["content_id"] if c not in consumed)
+    ev = {"event_id": "cache-ev-1", "user_id": user, "content_id": item, "timestamp": "2026-11-01T00:00:00Z",
+          "read_fraction": 1.0, "dwell_seconds": 300.0, "n_highlights": 3, "quiz_correct": None}
+    r = client.post("/v1/events", json={"events": [ev]})
+    assert r.json()["accepted"] == 1, r.text
+    state, body = _path(client, user)
+    assert state == "miss"
+    assert item.encode() not in body  # now consumed: the fresh plan leaves it out
+    assert _path(client, other)[0] == "hit"  # other users keep theirs
+
+
+def test_catalog_changes_expire_every_path(client):
+    services = client.app.state.services
+    user = _user(client)
+    _path(client, user)
+    items = services.store.read_table("items")["content_id"].tolist()[:2]
+    body = {"folders": [{"folder_id": "cache-folder", "user_id": user, "name": "More", "items": items}]}
+    assert client.put("/v1/folders", json=body).status_code == 200
+    assert _path(client, user)[0] == "miss"
+    topic = services.store.read_table("topics")["topic_id"].iloc[0]
+    item = {"content_id": "cache-new", "title": "New", "url": "https://example.org/n", "language": "en",
+            "topics": [topic], "difficulty": 0.3, "kind": "article"}
+    assert client.put("/v1/items", json={"items": [item]}).status_code == 200
+    assert _path(client, user)[0] == "miss"
+    assert _path(client, user)[0] == "hit"
+
+
+def test_lru_bound_versions_and_off_switch():
+    cache = PathCache(capacity=2)
+    key = lambda u: (u, 3, 5, (), ())  # noqa: E731
+    for u in ("a", "b", "c"):
+        cache.put(key(u), PathEntry(1, 0, 7, u.encode()))
+    assert len(cache) == 2 and cache.get(key("a"), 1, 0, 7) is None  # the oldest went first
+    assert cache.get(key("b"), 1, 0, 7) == b"b"
+    assert cache.get(key("b"), 2, 0, 7) is None  # the user has a new event
+    assert cache.get(key("b"), 1, 1, 7) is None  # the catalog changed
+    assert cache.get(key("b"), 1, 0, 8) is None  # another champion
+    cache.put(key("d"), PathEntry(1, 0, 7, b"d"))
+    assert cache.get(key("b"), 1, 0, 7) == b"b" and cache.get(key("c"), 1, 0, 7) is None  # b was read last
+    off = PathCache(capacity=0)
+    off.put(key("a"), PathEntry(1, 0, 7, b"a"))
+    assert len(off) == 0 and off.get(key("a"), 1, 0, 7) is None
