@@ -14,8 +14,8 @@ import pandas as pd
 
 from kt.api.learner import ServedLearner
 from kt.api.metrics import ApiMetrics
-from kt.api.path_cache import PathCache
 from kt.api.model_service import ModelService, Served
+from kt.api.path_cache import PathCache
 from kt.api.world import ServingWorld
 from kt.config import Settings
 from kt.data.outcome import OutcomeRule
