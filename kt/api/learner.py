@@ -51,12 +51,14 @@ class ServedLearner:
         return self._locks[zlib.crc32(user_id.encode()) % len(self._locks)]
 
     # ------------------------------------------------------------------ coherence with the log
-    def sync(self, user_id: str) -> int:
-        """Make the user's state match the event log; returns their interaction count."""
+    def sync(self, user_id: str, n_log: int | None = None) -> int:
+        """Make the user's state match the event log; returns their interaction count.
+        ``n_log``: that count, when the caller has just read it (saves a query)."""
         user_id = str(user_id)
         known = self._synced.get(user_id)
         if known is not None:
-            n_log = self.store.user_interaction_count(user_id)
+            if n_log is None:
+                n_log = self.store.user_interaction_count(user_id)
             if known == n_log:
                 return n_log
         with self._lock_of(user_id):
@@ -151,10 +153,10 @@ class ServedLearner:
         self.sync(user_id)
         return self.tracker.predict_success(str(user_id), content_ids)
 
-    def pinned(self, user_id: str) -> tuple[PinnedLearner, int]:
+    def pinned(self, user_id: str, n_log: int | None = None) -> tuple[PinnedLearner, int]:
         """Sync once, then a learner for this one request that does not re-check the log
         (a plan reads mastery and predictions; one count query is enough)."""
-        n = self.sync(user_id)
+        n = self.sync(user_id, n_log)
         return PinnedLearner(self, str(user_id), n), n
 
 
@@ -163,6 +165,12 @@ class PinnedLearner:
 
     def __init__(self, learner: ServedLearner, user_id: str, n_events: int) -> None:
         self.learner, self.user_id, self.n_events = learner, user_id, n_events
+        self._state = None  # the user's stored state, read once on first use
+
+    def _user_state(self):
+        if self._state is None:
+            self._state = self.learner.tracker.load_state(self.user_id)
+        return self._state
 
     def topic_mastery(self, user_id: str, now=None) -> pd.DataFrame:
         lr = self.learner
@@ -172,11 +180,11 @@ class PinnedLearner:
         with lr._cache_lock:
             frame = lr._mastery.get(key)
         if frame is None:
-            frame = lr.tracker.topic_mastery(self.user_id)
+            frame = lr.tracker.topic_mastery_of(self._user_state())
             lr._remember(key, frame)
         return frame
 
     def predict_success(self, user_id: str, content_ids: Sequence[str]) -> np.ndarray:
         if str(user_id) != self.user_id:
             return self.learner.predict_success(user_id, content_ids)
-        return self.learner.tracker.predict_success(self.user_id, content_ids)
+        return self.learner.tracker.predict_success_of(self._user_state(), content_ids)

@@ -213,7 +213,16 @@ class MasteryTracker:
         ``now`` defaults to the time of the user's latest interaction (reproducible); pass the
         wall clock to let confidence and review stages age with real time.
         """
-        rec = self._load([str(user_id)])[str(user_id)]
+        return self.topic_mastery_of(self.load_state(user_id), now)
+
+    def load_state(self, user_id: str) -> StoredState:
+        """The user's stored state (a fresh one for a user never seen): read it once and pass it
+        to :meth:`topic_mastery_of` and :meth:`predict_success_of` to answer several questions
+        about one user with one read."""
+        return self._load([str(user_id)])[str(user_id)]
+
+    def topic_mastery_of(self, rec: StoredState, now=None) -> pd.DataFrame:
+        """:meth:`topic_mastery` of a state from :meth:`load_state`."""
         mastery = mastery_of_groups(self.model, self.catalog, [(np.array([0]), rec.state)], self.dims, 1)[0]
         return self._frame(mastery, rec.meta, now)
 
@@ -230,7 +239,11 @@ class MasteryTracker:
     def predict_success(self, user_id: str, content_ids: Sequence[str]) -> np.ndarray:
         """P(success) (Q,) on each content item via ``model.query``; new items are scored through
         their primary topic with item index 0; items with no known topic give NaN."""
-        rec = self._load([str(user_id)])[str(user_id)]
+        return self.predict_success_of(self.load_state(user_id), content_ids)
+
+    @torch.no_grad()
+    def predict_success_of(self, rec: StoredState, content_ids: Sequence[str]) -> np.ndarray:
+        """:meth:`predict_success` from a state from :meth:`load_state`."""
         known, items, concepts = self.catalog.encode_items([str(c) for c in content_ids])
         out = np.full(len(known), np.nan)
         if len(items):

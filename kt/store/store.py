@@ -209,6 +209,13 @@ class EventStore:
         with self.engine.connect() as conn:
             return int(conn.execute(q).scalar_one())
 
+    def user_event_counts(self, user_id: str) -> tuple[int, int]:
+        """(events, KT interactions) of a user in one indexed query."""
+        q = select(func.count(), func.count(events.c.outcome)).select_from(events).where(events.c.user_id == str(user_id))
+        with self.engine.connect() as conn:
+            n_all, n_inter = conn.execute(q).one()
+        return int(n_all), int(n_inter)
+
     def user_interaction_count(self, user_id: str) -> int:
         """Events of a user that are KT interactions (outcome not ambiguous)."""
         q = (

@@ -78,8 +78,9 @@ def user_path(
     services: Services = Depends(get_services),
     served: Served = Depends(get_served),
 ) -> PathResponse:
-    learner, n = served.extras["learner"].pinned(user_id)
-    _require_known(services, user_id, n)
+    n_all, n_inter = services.store.user_event_counts(user_id)
+    learner, n = served.extras["learner"].pinned(user_id, n_inter)
+    _require_known(services, user_id, n_all)
     bad = [x for x in (lang or []) if not LANGUAGE.fullmatch(x)]
     if bad:
         raise HTTPException(status_code=422, detail=f"lang: not ISO 639-1 code(s): {', '.join(map(repr, bad))}")
@@ -92,9 +93,8 @@ def user_path(
     # stamped with the old version, which the next read recomputes
     key = (user_id, bundles, size, tuple(lang or ()), tuple(goal or ()))
     catalog_version = world.version
-    # every event counts, not only those with an outcome (n): all of them seed the walk and
-    # mark items as consumed
-    n_all = services.store.user_event_count(user_id) if services.paths.capacity else 0
+    # every event counts (n_all), not only those with an outcome: all of them seed the walk
+    # and mark items as consumed
     body = services.paths.get(key, n_all, catalog_version, served.version)
     if body is not None:
         return Response(content=body, media_type="application/json", headers={"X-Path-Cache": "hit"})
