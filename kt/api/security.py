@@ -13,7 +13,7 @@ API_KEY_HEADER = "X-API-Key"
 api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="One of Settings.api_keys.")
 
 
-def require_api_key(request: Request, key: str | None = Depends(api_key_header)) -> str:
+async def require_api_key(request: Request, key: str | None = Depends(api_key_header)) -> str:
     accepted = request.app.state.services.settings.api_keys
     if key and any(hmac.compare_digest(key.encode(), k.encode()) for k in accepted):
         return key

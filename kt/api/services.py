@@ -8,6 +8,7 @@ through :mod:`kt.api.deps`. Nothing here is a module global.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -41,8 +42,9 @@ class ApiConfig:
     max_catalog_batch: int = 10_000
     champion_poll_seconds: float = 5.0
     history_limit: int = 200
-    mastery_cache_size: int = 50_000
+    mastery_cache_size: int = 5_000
     path_cache_size: int = 20_000
+    plan_concurrency: int = 1
     require_model: bool = False
 
 
@@ -56,6 +58,7 @@ class Services:
     world: ServingWorld
     models: ModelService
     paths: PathCache = field(default_factory=PathCache)
+    plan_slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(1))
     _languages: dict = field(default_factory=dict)
 
     def user_languages(self, user_id: str) -> list[str] | None:
@@ -116,7 +119,8 @@ def build_services(settings: Settings, config: ApiConfig, metrics: ApiMetrics,
         on_swap=lambda served: (metrics.model_version.set(served.version), metrics.model_swaps.inc()),
     )
     services = Services(settings=settings, config=config, store=store, metrics=metrics, rule=OutcomeRule(),
-                        world=world, models=models, paths=PathCache(config.path_cache_size))
+                        world=world, models=models, paths=PathCache(config.path_cache_size),
+                        plan_slots=threading.BoundedSemaphore(max(1, config.plan_concurrency)))
     if not models.refresh() and models.current is None:
         msg = models.last_error or f"no champion for {settings.registered_model!r} in {settings.mlflow_tracking_uri}"
         if config.require_model:

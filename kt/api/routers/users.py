@@ -49,6 +49,11 @@ def _require_known(services: Services, user_id: str, n_events: int) -> None:
             responses={404: {"description": "Unknown user."}, 503: {"description": "No model loaded yet."}})
 def user_mastery(user_id: UserId, services: Services = Depends(get_services),
                  served: Served = Depends(get_served)) -> MasteryResponse:
+    with services.plan_slots:  # CPU-bound: requests take turns (see ApiConfig.plan_concurrency)
+        return _user_mastery(user_id, services, served)
+
+
+def _user_mastery(user_id: str, services: Services, served: Served) -> MasteryResponse:
     learner = served.extras["learner"]
     n = learner.sync(user_id)
     _require_known(services, user_id, n)
@@ -78,6 +83,12 @@ def user_path(
     services: Services = Depends(get_services),
     served: Served = Depends(get_served),
 ) -> PathResponse:
+    with services.plan_slots:  # CPU-bound: requests take turns (see ApiConfig.plan_concurrency)
+        return _user_path(user_id, bundles, size, lang, goal, services, served)
+
+
+def _user_path(user_id: str, bundles: int, size: int, lang: list[str] | None, goal: list[str] | None,
+               services: Services, served: Served) -> Response:
     n_all, n_inter = services.store.user_event_counts(user_id)
     learner, n = served.extras["learner"].pinned(user_id, n_inter)
     _require_known(services, user_id, n_all)
