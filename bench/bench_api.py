@@ -136,7 +136,8 @@ def _bootstrap_states(settings, store, log) -> int:
 
 
 # ---------------------------------------------------------------------------- load generation
-async def _closed_loop(url: str, users: list[str], concurrency: int, seconds: float, params: dict) -> dict:
+async def _closed_loop(url: str, users: list[str], concurrency: int, seconds: float, params: dict,
+                       seed: int = 0) -> dict:
     import httpx
 
     lat: list[float] = []
@@ -156,7 +157,8 @@ async def _closed_loop(url: str, users: list[str], concurrency: int, seconds: fl
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": API_KEY}, timeout=30, limits=limits) as http:
         t0 = time.perf_counter()
-        await asyncio.gather(*(worker(http, random.Random(i)) for i in range(concurrency)))
+        # each phase its own seed: users drawn in one phase must not come back as cache hits in the next
+        await asyncio.gather(*(worker(http, random.Random(seed * 1000 + i)) for i in range(concurrency)))
         wall = time.perf_counter() - t0
     out = _summary(lat, errors, wall, mode=f"closed loop, {concurrency} concurrent clients")
     out["cache_hit_rate"] = hits / max(len(lat), 1)
@@ -164,7 +166,7 @@ async def _closed_loop(url: str, users: list[str], concurrency: int, seconds: fl
 
 
 async def _open_loop(url: str, users: list[str], rate: float, seconds: float, params: dict,
-                     max_inflight: int = 64) -> dict:
+                     max_inflight: int = 64, seed: int = 0) -> dict:
     """Requests started on a fixed schedule; latency from the scheduled start. When
     ``max_inflight`` requests are outstanding, a scheduled request is dropped and counted as
     an error (the server is not keeping up) instead of queueing without bound in the client."""
@@ -173,7 +175,7 @@ async def _open_loop(url: str, users: list[str], rate: float, seconds: float, pa
     lat: list[float] = []
     errors = dropped = hits = 0
     inflight = 0
-    rng = random.Random(1)
+    rng = random.Random(seed)
     n = int(rate * seconds)
     limits = httpx.Limits(max_connections=max_inflight, max_keepalive_connections=max_inflight)
     tasks = []
@@ -245,14 +247,14 @@ def run_once(settings, work: Path, users: list[str], workers: int, args, log) ->
     params = {"bundles": 3, "size": 5}
     seconds = min(args.seconds, args.max_requests / max(args.rate, 1))
     try:
-        asyncio.run(_closed_loop(server.url, users, 4, 5.0, params))  # warm-up
-        closed = asyncio.run(_closed_loop(server.url, users, args.concurrency, args.seconds, params))
+        asyncio.run(_closed_loop(server.url, users, 4, 5.0, params, seed=1))  # warm-up
+        closed = asyncio.run(_closed_loop(server.url, users, args.concurrency, args.seconds, params, seed=2))
         log(f"closed loop: {closed['throughput_rps']:.0f} req/s, p50 {closed['p50_ms']:.1f} ms, p99 {closed['p99_ms']:.1f} ms")
-        opened = asyncio.run(_open_loop(server.url, users, args.rate, seconds, params))
+        opened = asyncio.run(_open_loop(server.url, users, args.rate, seconds, params, seed=3))
         log(f"open loop @ {args.rate:.0f}/s: {opened['throughput_rps']:.0f} req/s, p50 {opened['p50_ms']:.1f} ms, "
             f"p99 {opened['p99_ms']:.1f} ms, errors {opened['errors']}")
         sustainable = max(1.0, round(0.8 * closed["throughput_rps"]))
-        at_capacity = asyncio.run(_open_loop(server.url, users, sustainable, seconds, params))
+        at_capacity = asyncio.run(_open_loop(server.url, users, sustainable, seconds, params, seed=4))
         log(f"open loop @ {sustainable:.0f}/s: p50 {at_capacity['p50_ms']:.1f} ms, p99 {at_capacity['p99_ms']:.1f} ms, "
             f"errors {at_capacity['errors']}")
         server_view = _metrics_latency(server.url)
@@ -263,8 +265,8 @@ def run_once(settings, work: Path, users: list[str], workers: int, args, log) ->
         t = time.perf_counter()
         asyncio.run(_warm(server.url, returning, params))
         log(f"returning set of {len(returning)} users read once in {time.perf_counter() - t:.0f}s")
-        rep_closed = asyncio.run(_closed_loop(server.url, returning, args.concurrency, args.seconds, params))
-        rep_open = asyncio.run(_open_loop(server.url, returning, args.rate, seconds, params))
+        rep_closed = asyncio.run(_closed_loop(server.url, returning, args.concurrency, args.seconds, params, seed=5))
+        rep_open = asyncio.run(_open_loop(server.url, returning, args.rate, seconds, params, seed=6))
         log(f"repeat reads: closed {rep_closed['throughput_rps']:.0f} req/s (hits {rep_closed['cache_hit_rate']:.0%}); "
             f"open @ {args.rate:.0f}/s: p50 {rep_open['p50_ms']:.1f} ms, p99 {rep_open['p99_ms']:.1f} ms, "
             f"errors {rep_open['errors']}")
