@@ -74,6 +74,20 @@ class Services:
                 self._languages[user_id] = cached
         return cached
 
+    def sync_catalog(self) -> None:
+        """Bring this process's planner world and served tracker up to the store's catalog
+        change log (writes by this or any other worker process). One indexed query when
+        nothing changed."""
+        latest = self.store.catalog_seq()
+        if latest <= self.world.seq:
+            return
+        with self.models.swap_lock:  # a champion swap cannot slip between world and tracker
+            new, edited = self.world.catch_up(self.store, latest)
+            changed = pd.concat([new, edited], ignore_index=True)
+            served = self.models.current
+            if len(changed) and served is not None:
+                served.extras["tracker"].catalog.add_items(changed[["content_id", "topics"]])
+
     def learner(self) -> ServedLearner | None:
         served = self.models.current
         return served.extras["learner"] if served is not None else None

@@ -1,5 +1,12 @@
 """The planner's in-memory world (catalog, topic index, item-folder graph, prerequisites),
-built from the store at startup and updated in place by the catalog routes.
+built from the store at startup and kept in step with the store's catalog.
+
+Catalog writes go to the store together with an entry in its ``catalog_changes`` log. Every
+API process replays the log entries it has not applied yet (:meth:`ServingWorld.catch_up`):
+the process that wrote them right after the write, before its response, so a new item is
+recommendable at once; every other worker process before its next learning path. New items
+join the catalog and topic index, edited ones have their attributes and topics replaced, and
+new folder links join the item-folder graph.
 
 Catalog updates replace numpy arrays inside :class:`kt.planner.Catalog`; a plan reading them
 halfway through an update could see arrays of different lengths. A readers-writer lock lets
@@ -14,6 +21,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import pandas as pd
 
 from kt.planner import Catalog, ItemFolderGraph, Planner, PlannerConfig, PrerequisiteGraph
@@ -62,22 +70,27 @@ class RWLock:
 class ServingWorld:
     """A :class:`Planner` over the store's catalog, safe to update while serving."""
 
-    def __init__(self, planner: Planner, items: pd.DataFrame) -> None:
+    def __init__(self, planner: Planner, items: pd.DataFrame, seq: int = 0) -> None:
         self.planner = planner
         self.lock = RWLock()
         self.items = items  # the catalog's items table (content_id, topics, ...) at startup
-        self.added: list[tuple[int, pd.DataFrame]] = []  # (generation, items) added since startup
+        self.added: list[tuple[int, pd.DataFrame]] = []  # (generation, items) added or edited since startup
         self.generation = 0
         self.version = 0  # bumped by every catalog change (items or folder edges): cached paths expire
+        self.seq = seq  # the last entry of the store's catalog change log applied here
+        self._catch_up_lock = threading.Lock()
 
     @classmethod
     def from_store(cls, store: EventStore, config: PlannerConfig | None = None) -> ServingWorld:
+        # the log position first: a change landing while the tables are read is replayed later
+        # (replaying a change already read is harmless: items are upserted, links deduplicated)
+        seq = store.catalog_seq()
         items = store.read_table("items")
         topics = store.read_table("topics")
         catalog = Catalog.from_frames(items, topics)
         graph = ItemFolderGraph.from_frames(store.read_table("folder_items"), catalog)
         prereq = PrerequisiteGraph.from_frame(store.read_table("prerequisites"), topics["topic_id"].tolist())
-        return cls(Planner(catalog, graph, prereq, config), items[["content_id", "topics"]])
+        return cls(Planner(catalog, graph, prereq, config), items[["content_id", "topics"]], seq)
 
     def add_items(self, items: pd.DataFrame) -> None:
         with self.lock.write():
@@ -89,6 +102,39 @@ class ServingWorld:
     def items_since(self, generation: int) -> pd.DataFrame | None:
         parts = [df for g, df in self.added if g > generation]
         return pd.concat(parts, ignore_index=True) if parts else None
+
+    def update_items(self, items: pd.DataFrame) -> None:
+        with self.lock.write():
+            self.planner.catalog.update_items(items)
+            self.generation += 1
+            self.version += 1
+            self.added.append((self.generation, items[["content_id", "topics"]].copy()))
+
+    def catch_up(self, store: EventStore, latest: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Apply the store's catalog changes made since :attr:`seq` (by any process); returns
+        the (new, edited) item rows applied. One thread at a time; cheap when nothing changed
+        (one indexed query, skipped when the caller passes the ``latest`` seq it just read)."""
+        empty = pd.DataFrame(columns=["content_id", "topics"])
+        if (store.catalog_seq() if latest is None else latest) <= self.seq:
+            return empty, empty
+        with self._catch_up_lock:
+            changes = store.catalog_changes_since(self.seq)
+            if not changes:
+                return empty, empty
+            item_ids = list(dict.fromkeys(c for _, kind, c, _ in changes if kind == "item"))
+            links = pd.DataFrame([(f, c) for _, kind, c, f in changes if kind == "folder_item"],
+                                 columns=["folder_id", "content_id"]).drop_duplicates()
+            rows = pd.DataFrame(store.get_rows("items", item_ids)) if item_ids else empty
+            known = self.planner.catalog.index_of(rows["content_id"]) >= 0 if len(rows) else np.zeros(0, bool)
+            new, edited = rows[~known], rows[known]
+            if len(new):
+                self.add_items(new)
+            if len(edited):
+                self.update_items(edited)
+            if len(links):
+                self.add_folder_items(links)
+            self.seq = changes[-1][0]
+            return new, edited
 
     def add_folder_items(self, folder_items: pd.DataFrame) -> None:
         with self.lock.write():

@@ -117,34 +117,43 @@ class Catalog:
                 self._delta.setdefault((int(t), lang), []).append(i)
         return np.arange(start, len(self))
 
-    def _append(self, items: pd.DataFrame, table: str) -> None:
+    def _parse(self, items: pd.DataFrame, table: str) -> dict:
+        """Validated columns of ``items`` as arrays; optional columns left out are None."""
         missing = [c for c in ("content_id", "topics") if c not in items.columns]
         if missing:
             raise CatalogError(f"{table}: missing column(s) {', '.join(missing)}")
         n = len(items)
-        ids = items["content_id"].astype(str).to_numpy(dtype=object)
-        pos = self._item_pos
-        dup = pd.Index(ids).duplicated() | np.fromiter((c in pos for c in ids), bool, n)
-        if dup.any():
-            row = int(np.flatnonzero(dup)[0])
-            raise CatalogError(f"{table}: row {row}: field 'content_id' {ids[row]!r} is a duplicate")
-        topic_lists = _split_topics(items["topics"], table)
-        lang_col = items["language"] if "language" in items.columns else pd.Series([UNKNOWN_LANGUAGE] * n)
-        langs = np.fromiter((self.languages.add(str(x)) for x in lang_col.fillna(UNKNOWN_LANGUAGE)), np.int32, n)
-        kind_col = items["kind"] if "kind" in items.columns else pd.Series(["article"] * n)
-        kinds = np.fromiter((self.kinds.add(str(x)) for x in kind_col.fillna("article")), np.int32, n)
+        out: dict = {"ids": items["content_id"].astype(str).to_numpy(dtype=object),
+                     "topics": _split_topics(items["topics"], table)}
+        out["language"] = (np.fromiter((self.languages.add(str(x)) for x in items["language"].fillna(UNKNOWN_LANGUAGE)),
+                                       np.int32, n) if "language" in items.columns else None)
+        out["kind"] = (np.fromiter((self.kinds.add(str(x)) for x in items["kind"].fillna("article")), np.int32, n)
+                       if "kind" in items.columns else None)
+        out["difficulty"] = None
         if "difficulty" in items.columns:
             diff = pd.to_numeric(items["difficulty"], errors="coerce").to_numpy(np.float64)
             bad = ~np.isfinite(diff) | (diff < 0) | (diff > 1)
             if bad.any():
                 row = int(np.flatnonzero(bad)[0])
                 raise CatalogError(f"{table}: row {row}: field 'difficulty' must be a number in [0, 1]")
-        else:
-            diff = np.full(n, 0.5)
-        if "created_at" in items.columns:
-            created = pd.to_datetime(items["created_at"], utc=True).astype("int64").to_numpy() // 10**9
-        else:
-            created = np.zeros(n, np.int64)
+            out["difficulty"] = diff.astype(np.float32)
+        out["created_at"] = (pd.to_datetime(items["created_at"], utc=True).astype("int64").to_numpy() // 10**9
+                             if "created_at" in items.columns else None)
+        return out
+
+    def _append(self, items: pd.DataFrame, table: str) -> None:
+        cols = self._parse(items, table)
+        ids, n = cols["ids"], len(items)
+        pos = self._item_pos
+        dup = pd.Index(ids).duplicated() | np.fromiter((c in pos for c in ids), bool, n)
+        if dup.any():
+            row = int(np.flatnonzero(dup)[0])
+            raise CatalogError(f"{table}: row {row}: field 'content_id' {ids[row]!r} is a duplicate")
+        langs = cols["language"] if cols["language"] is not None else np.full(n, self.languages.add(UNKNOWN_LANGUAGE), np.int32)
+        kinds = cols["kind"] if cols["kind"] is not None else np.full(n, self.kinds.add("article"), np.int32)
+        diff = cols["difficulty"] if cols["difficulty"] is not None else np.full(n, 0.5, np.float32)
+        created = cols["created_at"] if cols["created_at"] is not None else np.zeros(n, np.int64)
+        topic_lists = cols["topics"]
         counts = np.fromiter((len(t) for t in topic_lists), np.int64, n)
         flat = [self.topics.add(t) for ts in topic_lists for t in ts]
         start = len(self.content_ids)
@@ -158,6 +167,38 @@ class Catalog:
         self.topic_ptr = np.concatenate([self.topic_ptr, ptr[1:]])
         self.topic_idx = np.concatenate([self.topic_idx, np.asarray(flat, np.int32)])
         self.primary_topic = self.topic_idx[self.topic_ptr[:-1]]
+
+    def update_items(self, items: pd.DataFrame) -> np.ndarray:
+        """Replace the attributes of existing items (the columns given; ``topics`` required) and
+        rebuild the topic index, O(n log n): edits are rare next to reads. Returns their indices."""
+        cols = self._parse(items, "updated items")
+        idx = self.index_of(cols["ids"])
+        if (idx < 0).any():
+            row = int(np.flatnonzero(idx < 0)[0])
+            raise CatalogError(f"updated items: row {row}: field 'content_id' {cols['ids'][row]!r} is not in the catalog")
+        for name in ("language", "kind", "difficulty", "created_at"):
+            if cols[name] is not None:
+                getattr(self, name)[idx] = cols[name]
+        # topic sets: drop the edited items' CSR entries, add their new ones, regroup by item
+        n = len(self)
+        item_of_entry = np.repeat(np.arange(n, dtype=np.int64), np.diff(self.topic_ptr))
+        edited = np.zeros(n, bool)
+        edited[idx] = True
+        keep = ~edited[item_of_entry]
+        lists = cols["topics"]
+        new_items = np.repeat(idx, [len(t) for t in lists])
+        new_pos = np.concatenate([np.arange(len(t)) for t in lists]) if lists else np.zeros(0, np.int64)
+        new_topics = np.asarray([self.topics.add(t) for ts in lists for t in ts], np.int32)
+        old_pos = np.arange(len(self.topic_idx)) - self.topic_ptr[item_of_entry]
+        all_items = np.concatenate([item_of_entry[keep], new_items])
+        all_pos = np.concatenate([old_pos[keep], new_pos])
+        order = np.lexsort((all_pos, all_items))
+        self.topic_idx = np.concatenate([self.topic_idx[keep], new_topics])[order]
+        self.topic_ptr = np.concatenate([[0], np.cumsum(np.bincount(all_items, minlength=n))]).astype(np.int64)
+        self.primary_topic = self.topic_idx[self.topic_ptr[:-1]]
+        self.compact()
+        self._median_n = -1  # difficulties or topics moved: medians are recomputed lazily
+        return idx
 
     def compact(self) -> None:
         """Rebuild the sorted topic index over every item and empty the delta (O(n log n))."""

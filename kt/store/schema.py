@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     Float,
     Index,
+    Integer,
     MetaData,
     PrimaryKeyConstraint,
     SmallInteger,
@@ -97,6 +99,20 @@ users = Table(
     Column("user_id", ID, primary_key=True),
     Column("languages", Text, nullable=False),  # "|"-separated ISO 639-1 codes
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Every catalog write through the API appends here, in the same transaction: each API worker
+# process replays the changes it has not seen into its in-memory planner world, so an item
+# added or edited through one worker reaches all of them.
+catalog_changes = Table(
+    "catalog_changes",
+    metadata,
+    # BigInteger on PostgreSQL, INTEGER on SQLite (the rowid alias that autoincrements)
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # "item" | "folder_item"
+    Column("content_id", ID, nullable=False),
+    Column("folder_id", ID),
+    Column("changed_at", Float, nullable=False),
 )
 
 CATALOG_TABLES = {

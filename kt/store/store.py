@@ -13,6 +13,7 @@ The first write of an event id wins.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from sqlalchemy import DateTime, Engine, Table, create_engine, event, func, sele
 from sqlalchemy.dialects import postgresql, sqlite
 
 from kt.data.schema import EVENTS
-from kt.store.schema import CATALOG_TABLES, events, metadata
+from kt.store.schema import CATALOG_TABLES, catalog_changes, events, metadata
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(EVENTS.column_names)
 # the observable signals (read_fraction, dwell_seconds, ...): every event column after the keys
@@ -290,8 +291,11 @@ class EventStore:
         return pd.concat(parts, ignore_index=True)
 
     # ------------------------------------------------------------------ catalog
-    def upsert(self, table: str | Table, rows: Sequence[Mapping[str, Any]] | pd.DataFrame) -> int:
-        """Insert or update rows of a catalog table by primary key; returns the row count."""
+    def upsert(self, table: str | Table, rows: Sequence[Mapping[str, Any]] | pd.DataFrame,
+               changes: Sequence[tuple[str, str, str | None]] = ()) -> int:
+        """Insert or update rows of a catalog table by primary key; returns the row count.
+        ``changes``: (kind, content_id, folder_id) entries appended to ``catalog_changes`` in
+        the same transaction (see :meth:`catalog_changes_since`)."""
         tbl = CATALOG_TABLES[table] if isinstance(table, str) else table
         names = [c.name for c in tbl.columns]
         pk = [c.name for c in tbl.primary_key.columns]
@@ -306,10 +310,26 @@ class EventStore:
         stmt = ins.on_conflict_do_update(index_elements=pk, set_=update) if update else ins.on_conflict_do_nothing(
             index_elements=pk
         )
+        now = time.time()
+        log = [{"kind": k, "content_id": c, "folder_id": f, "changed_at": now} for k, c, f in changes]
         with self.engine.begin() as conn:
             for chunk in _chunks(_dedup_last(records, pk), 5000):
                 conn.execute(stmt, chunk)
+            for chunk in _chunks(log, 5000):
+                conn.execute(catalog_changes.insert(), list(chunk))
         return len(records)
+
+    def catalog_seq(self) -> int:
+        """The latest catalog change number (0 before any)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.max(catalog_changes.c.seq))).scalar() or 0)
+
+    def catalog_changes_since(self, seq: int) -> list[tuple[int, str, str, str | None]]:
+        """(seq, kind, content_id, folder_id) of the catalog changes after ``seq``, in order."""
+        c = catalog_changes.c
+        q = select(c.seq, c.kind, c.content_id, c.folder_id).where(c.seq > seq).order_by(c.seq)
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(q)]
 
     @staticmethod
     def _catalog_record(tbl: Table, r: Mapping[str, Any], names: list[str]) -> dict[str, Any]:

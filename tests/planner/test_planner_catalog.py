@@ -70,3 +70,25 @@ def test_new_item_without_folder_edges_is_recommended_at_once(tiny, oracle):
     items = {i.content_id: i for b in path.bundles for i in b.items}
     assert "fresh-1" in items and items["fresh-1"].source == "fresh"
     assert "not in any folder" in items["fresh-1"].reason
+
+
+def test_edited_items_move_in_the_topic_index():
+    items = pd.DataFrame({"content_id": ["a", "b", "c", "d"], "language": ["en", "en", "ko", "en"],
+                          "topics": ["x", "x|y", "y", "y"], "difficulty": [0.1, 0.5, 0.3, 0.9]})
+    cat = Catalog.from_frames(items)
+    x, y, z = cat.topics.get("x"), cat.topics.get("y"), cat.topics.add("z")
+    en, ko = cat.language_codes(["en"]), cat.language_codes(["ko"])
+    assert cat.topic_median_difficulty(x) == pytest.approx(0.3)
+    cat.add_items(pd.DataFrame({"content_id": ["e"], "language": ["en"], "topics": ["x"], "difficulty": [0.2]}))
+    edit = pd.DataFrame({"content_id": ["b", "a"], "language": ["ko", "en"], "topics": ["z", "y|x"],
+                         "difficulty": [0.05, 0.7]})
+    assert cat.update_items(edit).tolist() == [1, 0]
+    assert [cat.content_ids[i] for i in cat.topic_items(x, en)] == ["e", "a"]  # a is now a secondary x item
+    assert [cat.content_ids[i] for i in cat.topic_items(y, en)] == ["a", "d"]  # b left y, sorted by difficulty
+    assert [cat.content_ids[i] for i in cat.topic_items(z, ko)] == ["b"] and len(cat.topic_items(z, en)) == 0
+    assert cat.content_ids[cat.topic_items(y, ko)].tolist() == ["c"]
+    assert [cat.topics.tokens[t] for t in cat.primary_topic] == ["y", "z", "y", "y", "x"]
+    assert cat.item_topics(0).tolist() == [y, x] and cat.difficulty[1] == pytest.approx(0.05)
+    assert cat.topic_median_difficulty(x) == pytest.approx(0.2)  # only e has x as primary now
+    with pytest.raises(CatalogError, match="row 1: field 'content_id' 'nope' is not in the catalog"):
+        cat.update_items(pd.DataFrame({"content_id": ["a", "nope"], "topics": ["x", "x"]}))

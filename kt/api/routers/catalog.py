@@ -1,9 +1,12 @@
 """PUT/POST /v1/items and /v1/folders: add or update catalog items and folders.
 
-Rows are upserted by key in the store (committed before the response). New items also go
-into the planner's in-memory catalog and topic index at once, and folder contents into the
+Rows are upserted by key in the store, with an entry per item or new folder link in its catalog
+change log, in one transaction committed before the response. This process then replays the
+log into its planner (:meth:`kt.api.services.Services.sync_catalog`): new items join the
+catalog and topic index, edited ones are changed in place, and folder contents join the
 item-folder graph, so a new item is recommendable from the next request (cold start through
-the topic index, before anyone has highlighted or filed it).
+the topic index, before anyone has highlighted or filed it). Other worker processes replay
+the same log before their next learning path.
 """
 
 from __future__ import annotations
@@ -50,17 +53,10 @@ def upsert_items(batch: ItemBatch, services: Services = Depends(get_services)) -
         [{**it.model_dump(exclude={"topics", "created_at"}), "topics": "|".join(it.topics),
           "created_at": it.created_at or now} for it in batch.items]
     ).drop_duplicates("content_id", keep="last")
-    with services.models.swap_lock:  # a champion swap cannot slip between these writes
-        existing = services.store.existing_ids("items", rows["content_id"])
-        services.store.upsert("items", rows)
-        new = rows[~rows["content_id"].isin(existing)]
-        if len(new):
-            services.world.add_items(new)
-            served = services.models.current
-            if served is not None:
-                served.extras["tracker"].catalog.add_items(new[["content_id", "topics"]])
-    # attribute changes of existing items reach the planner's arrays at the next start
-    return UpsertResponse(upserted=len(rows), new=len(new))
+    existing = services.store.existing_ids("items", rows["content_id"])
+    services.store.upsert("items", rows, changes=[("item", c, None) for c in rows["content_id"]])
+    services.sync_catalog()  # this process's planner and tracker, before the response
+    return UpsertResponse(upserted=len(rows), new=int((~rows["content_id"].isin(existing)).sum()))
 
 
 def upsert_folders(batch: FolderBatch, services: Services = Depends(get_services)) -> UpsertResponse:
@@ -85,13 +81,12 @@ def upsert_folders(batch: FolderBatch, services: Services = Depends(get_services
                                                      "errors": [e.model_dump() for e in errors]})
     existing = services.store.existing_ids("folders", folders["folder_id"])
     services.store.upsert("folders", folders)
-    new_links = links
     if len(links):
         already = services.store.existing_keys("folder_items", zip(links["folder_id"], links["content_id"], strict=True))
         new_links = links[~links.set_index(["folder_id", "content_id"]).index.isin(already)]
-        services.store.upsert("folder_items", links)
-    if len(new_links):
-        services.world.add_folder_items(new_links)
+        services.store.upsert("folder_items", links, changes=[
+            ("folder_item", c, f) for f, c in zip(new_links["folder_id"], new_links["content_id"], strict=True)])
+        services.sync_catalog()
     return UpsertResponse(upserted=len(folders), new=int((~folders["folder_id"].isin(existing)).sum()))
 
 

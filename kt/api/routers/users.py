@@ -89,6 +89,7 @@ def user_path(
 
 def _user_path(user_id: str, bundles: int, size: int, lang: list[str] | None, goal: list[str] | None,
                services: Services, served: Served) -> Response:
+    services.sync_catalog()  # catalog changes made through other worker processes
     n_all, n_inter = services.store.user_event_counts(user_id)
     learner, n = served.extras["learner"].pinned(user_id, n_inter)
     _require_known(services, user_id, n_all)

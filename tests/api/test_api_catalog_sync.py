@@ -1,0 +1,74 @@
+"""Catalog changes reach every worker process: two apps on one store stand in for two uvicorn
+workers (each has its own in-memory planner world); items added, edited or filed through one
+are planned with by the other."""
+
+from __future__ import annotations
+
+import pytest
+from api_helpers import API_KEY, make_settings
+
+
+@pytest.fixture
+def second_worker(served_home, loaded_db, client):
+    from fastapi.testclient import TestClient
+
+    from kt.api import create_app
+
+    app = create_app(make_settings(served_home[0], loaded_db))
+    with TestClient(app, raise_server_exceptions=False, headers={"X-API-Key": API_KEY}) as c:
+        yield c
+
+
+def _user(client) -> str:
+    return client.app.state.services.store.events_frame()["user_id"].value_counts().index[0]
+
+
+def test_item_added_through_one_worker_is_planned_by_the_other(client, second_worker):
+    user = _user(client)
+    topics = client.app.state.services.store.read_table("topics")["topic_id"].tolist()
+    assert second_worker.get(f"/v1/users/{user}/path", params={"lang": "eo"}).json()["bundles"] == []
+    new = [{"content_id": f"sync-{i}", "title": f"S {i}", "url": f"https://example.org/s{i}", "language": "eo",
+            "topics": [topics[i % len(topics)]], "difficulty": 0.1 + 0.03 * i, "kind": "article"} for i in range(24)]
+    assert client.put("/v1/items", json={"items": new}).json()["new"] == 24
+    got = [it["content_id"] for b in second_worker.get(f"/v1/users/{user}/path", params={"lang": "eo"}).json()["bundles"]
+           for it in b["items"]]
+    assert got and all(c.startswith("sync-") for c in got)
+    other = second_worker.app.state.services
+    assert other.world.seq == client.app.state.services.world.seq == other.store.catalog_seq()
+    # the second worker's mastery tracker knows the new items' topics as well
+    assert other.models.current.extras["tracker"].catalog.item_topic["sync-0"] == topics[0]
+
+
+def test_item_edits_reach_the_planner_of_every_worker(client, second_worker):
+    store = client.app.state.services.store
+    topics = store.read_table("topics")["topic_id"].tolist()
+    row = store.read_table("items").iloc[0]
+    target = next(t for t in topics if t != row["topics"].split("|")[0])
+    edited = {"content_id": row["content_id"], "title": row["title"], "url": row["url"], "language": "eo",
+              "topics": [target], "difficulty": 0.99, "kind": row["kind"]}
+    user = _user(client)
+    before = second_worker.get(f"/v1/users/{user}/path").headers["X-Path-Cache"]
+    assert client.put("/v1/items", json={"items": [edited]}).json() == {"upserted": 1, "new": 0, "errors": []}
+    # the other worker replays the log before its next path, and the edit expired its cached paths
+    assert before == "miss" and second_worker.get(f"/v1/users/{user}/path").headers["X-Path-Cache"] == "miss"
+    for c in (client, second_worker):
+        services = c.app.state.services
+        cat = services.world.planner.catalog
+        i = int(cat.index_of([row["content_id"]])[0])
+        assert cat.topics.tokens[int(cat.primary_topic[i])] == target and cat.difficulty[i] == pytest.approx(0.99)
+        assert cat.languages.tokens[int(cat.language[i])] == "eo"
+        assert i in cat.topic_items(cat.topics.get(target), cat.language_codes(["eo"])).tolist()
+        assert services.models.current.extras["tracker"].catalog.item_topic[row["content_id"]] == target
+
+
+def test_folder_links_reach_the_other_workers_graph(client, second_worker):
+    items = client.app.state.services.store.read_table("items")["content_id"].tolist()[:4]
+    graph = second_worker.app.state.services.world.planner.graph
+    edges = graph.n_edges
+    body = {"folders": [{"folder_id": "sync-folder", "user_id": "u00000", "name": "Shared", "items": items}]}
+    assert client.put("/v1/folders", json=body).json()["new"] == 1
+    second_worker.get(f"/v1/users/{_user(client)}/path")  # the other worker replays the log before planning
+    assert graph.n_edges == edges + 4
+    assert client.put("/v1/folders", json=body).json()["new"] == 0  # nothing new: nothing logged, no edge twice
+    second_worker.get(f"/v1/users/{_user(client)}/path")
+    assert graph.n_edges == edges + 4
