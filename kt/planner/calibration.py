@@ -14,12 +14,6 @@ them by the catalog's difficulty, Rasch-style, around the topic's median item:
 Item-aware predictions (spread >= flat_tol) pass through unchanged, so the refinement never
 double-counts what the model already knows. ``slope`` is in logits per unit of the catalog's
 [0, 1] difficulty scale.
-
-**Anchors.** A concept-level model is trained to predict success on the next item a user
-actually reads in the topic, and people pick items near their own level. So its topic
-prediction describes items of the difficulty *this user* has been reading there, not the
-topic's median item. ``anchors`` (topic index -> difficulty), from the user's recent items of
-each topic (:func:`history_anchors`), replace the median for the topics the user has read.
 """
 
 from __future__ import annotations
@@ -42,19 +36,12 @@ class DifficultyAdjusted:
     """A :class:`LearnerModel` whose item predictions follow the catalog difficulty where the
     wrapped model's are flat within a topic. Other attributes (``observe_many`` ...) pass through."""
 
-    def __init__(self, learner: LearnerModel, catalog: Catalog, slope: float = 8.0, flat_tol: float = 0.05,
-                 anchors: dict[int, float] | None = None) -> None:
+    def __init__(self, learner: LearnerModel, catalog: Catalog, slope: float = 8.0, flat_tol: float = 0.05) -> None:
         self.learner = learner
         self.catalog = catalog
         self.slope = slope
         self.flat_tol = flat_tol
-        self.anchors = anchors or {}
         self._flat: dict[int, bool] = {}
-
-    def anchor(self, topic: int) -> float:
-        """The difficulty a flat topic prediction refers to (see the module docstring)."""
-        a = self.anchors.get(int(topic))
-        return a if a is not None else self.catalog.topic_median_difficulty(int(topic))
 
     def __getattr__(self, name: str):
         return getattr(self.learner, name)
@@ -86,20 +73,7 @@ class DifficultyAdjusted:
             self._flat[int(t)] = flat
             if flat:
                 d = cat.difficulty[idx[pos[sel]]].astype(np.float64)
-                adj = logits[sel] + self.slope * (self.anchor(int(t)) - d)
+                adj = logits[sel] + self.slope * (cat.topic_median_difficulty(int(t)) - d)
                 out[pos[sel]] = 1.0 / (1.0 + np.exp(-adj))
         return out
 
-
-def history_anchors(catalog: Catalog, items: np.ndarray, recent: int) -> dict[int, float]:
-    """Topic index -> mean difficulty of the user's ``recent`` latest items of that primary topic.
-    ``items``: catalog indices of the user's history, oldest first."""
-    if recent <= 0 or len(items) == 0:
-        return {}
-    topics = catalog.primary_topic[items]
-    diff = catalog.difficulty[items].astype(np.float64)
-    out = {}
-    for t in np.unique(topics):
-        d = diff[topics == t][-recent:]
-        out[int(t)] = float(d.mean())
-    return out

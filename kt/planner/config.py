@@ -37,9 +37,6 @@ class PlannerConfig:
       review_min_mastery (review maintains what is known).
       difficulty_slope: logits per unit of catalog difficulty used to spread the predictions of
       a learner model that is flat across a topic's items (:mod:`kt.planner.calibration`); 0 = off.
-      anchor_recent: that spread is centred, per topic, on the mean difficulty of the user's
-      latest anchor_recent items of the topic (what a concept-level prediction refers to);
-      topics the user has not read, and 0, centre on the topic's median item.
       w_walk: weight of the normalised Pixie score in an item's relevance. w_popularity: weight of
       the item's log folder degree (scaled to [0, 1]) in its relevance, a popularity prior. include_secondary:
       also offer items carrying the topic only as a secondary topic.
@@ -86,7 +83,6 @@ class PlannerConfig:
     review_slots: int = 2
     review_min_mastery: float = 0.5
     difficulty_slope: float = 8.0
-    anchor_recent: int = 10
     seed: int = 0
     pixie: PixieConfig = field(default_factory=PixieConfig)
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from kt.planner.bundles import Bundle, BundleItem, assemble_bundle
-from kt.planner.calibration import DifficultyAdjusted, history_anchors
+from kt.planner.calibration import DifficultyAdjusted
 from kt.planner.catalog import Catalog
 from kt.planner.config import PlannerConfig
 from kt.planner.graph import ItemFolderGraph
@@ -68,7 +68,6 @@ class _Request:
     seed_weights: np.ndarray
     walk: WalkResult
     interests: dict[str, float]
-    history: np.ndarray  # catalog indices of the user's history, oldest first
 
 
 class Planner:
@@ -142,8 +141,7 @@ class Planner:
         rng = np.random.default_rng([cfg.seed, zlib.crc32(str(user_id).encode())])
         walk = pixie_walk(self.graph, seeds, weights, cfg.pixie, rng, cat.language, langs)
         interests = interest_weights([cat.item_topics(int(i)) for i in seeds], weights, cat.topics.tokens)
-        history_items = idx[np.argsort(ts, kind="stable")]
-        return _Request(consumed, langs, seeds, weights, walk, interests, history_items)
+        return _Request(consumed, langs, seeds, weights, walk, interests)
 
     def candidates(self, user_id: str, history: pd.DataFrame, languages: Iterable[str] | None = None) -> WalkResult:
         """The Pixie part alone: walk candidates for the user's recent highlights."""
@@ -228,8 +226,7 @@ class Planner:
             raise ValueError(f"goal_topics: unknown topic id(s) {unknown}")
         req = self._request(user_id, history, languages, now)
         if cfg.difficulty_slope > 0 and not isinstance(learner, DifficultyAdjusted):
-            anchors = history_anchors(cat, req.history, cfg.anchor_recent)
-            learner = DifficultyAdjusted(learner, cat, cfg.difficulty_slope, anchors=anchors)
+            learner = DifficultyAdjusted(learner, cat, cfg.difficulty_slope)
         states = self.topic_states(user_id, learner, now)
         # a few spare targets: a topic can come out empty or blocked; with goals, the whole goal
         # path (a handful of topics), since its topics' unseen items run out one by one
