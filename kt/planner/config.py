@@ -80,7 +80,7 @@ class PlannerConfig:
     solid_mastery: float = 0.95
     max_substitutions: int = 3
     defer_widen: float = 0.1
-    review_slots: int = 2
+    review_slots: int = 1
     review_min_mastery: float = 0.5
     difficulty_slope: float = 8.0
     seed: int = 0
