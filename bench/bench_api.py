@@ -142,6 +142,7 @@ async def _closed_loop(url: str, users: list[str], concurrency: int, seconds: fl
 
     lat: list[float] = []
     errors = hits = 0
+    kinds: dict[str, int] = {}  # what each error was: an HTTP status or an exception name
     stop = time.perf_counter() + seconds
 
     async def worker(http: httpx.AsyncClient, rng: random.Random) -> None:
@@ -151,7 +152,9 @@ async def _closed_loop(url: str, users: list[str], concurrency: int, seconds: fl
             t = time.perf_counter()
             r = await http.get(f"/v1/users/{u}/path", params=params)
             lat.append(time.perf_counter() - t)
-            errors += r.status_code != 200
+            if r.status_code != 200:
+                errors += 1
+                kinds[str(r.status_code)] = kinds.get(str(r.status_code), 0) + 1
             hits += r.headers.get("x-path-cache") == "hit"
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -161,7 +164,7 @@ async def _closed_loop(url: str, users: list[str], concurrency: int, seconds: fl
         await asyncio.gather(*(worker(http, random.Random(seed * 1000 + i)) for i in range(concurrency)))
         wall = time.perf_counter() - t0
     out = _summary(lat, errors, wall, mode=f"closed loop, {concurrency} concurrent clients")
-    out["cache_hit_rate"] = hits / max(len(lat), 1)
+    out.update(cache_hit_rate=hits / max(len(lat), 1), error_kinds=kinds)
     return out
 
 
@@ -174,6 +177,7 @@ async def _open_loop(url: str, users: list[str], rate: float, seconds: float, pa
 
     lat: list[float] = []
     errors = dropped = hits = 0
+    kinds: dict[str, int] = {}  # what each error was: an HTTP status or an exception name
     inflight = 0
     rng = random.Random(seed)
     n = int(rate * seconds)
@@ -184,14 +188,18 @@ async def _open_loop(url: str, users: list[str], rate: float, seconds: float, pa
 
         async def one(scheduled: float) -> None:
             nonlocal errors, inflight, hits
+            kind = None
             try:
                 r = await http.get(f"/v1/users/{rng.choice(users)}/path", params=params)
-                errors += r.status_code != 200
+                kind = str(r.status_code) if r.status_code != 200 else None
                 hits += r.headers.get("x-path-cache") == "hit"
-            except httpx.HTTPError:
-                errors += 1
+            except httpx.HTTPError as exc:
+                kind = type(exc).__name__
             finally:
                 inflight -= 1
+            if kind is not None:
+                errors += 1
+                kinds[kind] = kinds.get(kind, 0) + 1
             lat.append(time.perf_counter() - scheduled)  # from the scheduled start: queueing counts
 
         for i in range(n):
@@ -207,7 +215,8 @@ async def _open_loop(url: str, users: list[str], rate: float, seconds: float, pa
         await asyncio.gather(*tasks)
         wall = time.perf_counter() - t0
     out = _summary(lat, errors + dropped, wall, mode=f"open loop, {rate:.0f} requests/s offered")
-    out.update(offered=n, dropped=dropped, completed_ok=len(lat) - errors, cache_hit_rate=hits / max(len(lat), 1))
+    out.update(offered=n, dropped=dropped, completed_ok=len(lat) - errors, cache_hit_rate=hits / max(len(lat), 1),
+               error_kinds=kinds)
     out["throughput_rps"] = (len(lat) - errors) / wall  # answered with 200 per second
     return out
 
