@@ -75,3 +75,43 @@ def test_lru_bound_versions_and_off_switch():
     off = PathCache(capacity=0)
     off.put(key("a"), PathEntry(1, 0, 7, b"a"))
     assert len(off) == 0 and off.get(key("a"), 1, 0, 7) is None
+
+
+def test_plans_take_turns_under_concurrent_requests(client):
+    """Planning is CPU-bound under the GIL: concurrent path requests of one process must plan
+    one at a time (ApiConfig.plan_concurrency = 1), whatever the thread pool's size."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    services = client.app.state.services
+    planner = services.world.planner
+    users = services.store.events_frame()["user_id"].unique()[:16].tolist()
+    active, peak, lock = 0, 0, threading.Lock()
+    plan = planner.plan
+
+    def counting_plan(*args, **kwargs):
+        nonlocal active, peak
+        with lock:
+            active += 1
+            peak = max(peak, active)
+        try:
+            threading.Event().wait(0.01)  # long enough for the other requests to pile up
+            return plan(*args, **kwargs)
+        finally:
+            with lock:
+                active -= 1
+
+    def run() -> list[int]:
+        services.paths._entries.clear()
+        with ThreadPoolExecutor(8) as pool:
+            return list(pool.map(lambda u: client.get(f"/v1/users/{u}/path").status_code, users))
+
+    planner.plan = counting_plan
+    try:
+        codes = run()
+        assert codes == [200] * len(users) and peak == 1
+        services.plan_slots = threading.BoundedSemaphore(4)  # plan_concurrency = 4: the knob works
+        peak = 0
+        assert run() == [200] * len(users) and peak > 1
+    finally:
+        planner.plan = plan
