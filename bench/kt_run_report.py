@@ -25,12 +25,15 @@ def render(report: dict, command: str) -> str:
     test, window = report["test"].get("test", {}), report["test"].get("test_window", {})
     data, model = report["data"], report["model"]
     published = PYKT_PUBLISHED.get((data, model))
+    cfg = report.get("config", {})
+    early = report["epochs_run"] < cfg.get("max_epochs", report["epochs_run"] + 1)
+    stopped = "trained to early stopping" if early else f"{report['epochs_run']} epochs, best epoch by validation AUC"
 
     def f(x):
         return "—" if x is None else f"{x:.4f}"
 
     return "\n".join([
-        f"### KT protocol run: our {model.upper()} on {data}, fold {report['fold']}, trained to early stopping ({report['device']})",
+        f"### KT protocol run: our {model.upper()} on {data}, fold {report['fold']}, {stopped} ({report['device']})",
         "",
         f"`{command}`",
         "",
