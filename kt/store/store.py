@@ -84,6 +84,9 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+CATALOG_WRITE_LOCK = 0x6B74_6361  # PostgreSQL advisory lock key of catalog writes ("ktca")
+
+
 class EventStore:
     """Events, catalog and users in one database. Thread-safe (a pooled engine)."""
 
@@ -313,6 +316,11 @@ class EventStore:
         now = time.time()
         log = [{"kind": k, "content_id": c, "folder_id": f, "changed_at": now} for k, c, f in changes]
         with self.engine.begin() as conn:
+            if log and self.dialect == "postgresql":
+                # catalog writers take turns, so change numbers become visible in order: with two
+                # writers at once, seq 6 could commit before seq 5, and a reader that moved past
+                # 6 would never replay 5 (SQLite already admits one writer at a time)
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CATALOG_WRITE_LOCK})
             for chunk in _chunks(_dedup_last(records, pk), 5000):
                 conn.execute(stmt, chunk)
             for chunk in _chunks(log, 5000):
