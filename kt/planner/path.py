@@ -169,7 +169,7 @@ class Planner:
         states = self.topic_states(user_id, learner, now)
         return select_targets(states, self.prerequisites, interests, self.config, limit, goal_topics)
 
-    def _pool(self, topic_id: str, req: _Request, walk_pos: dict[int, list[int]]) -> np.ndarray:
+    def _pool(self, topic_id: str, req: _Request, walk_pos: dict[int, np.ndarray]) -> np.ndarray:
         """Candidate items for one topic: walk hits + stratified topic-index sample + fresh items."""
         cfg, cat = self.config, self.catalog
         topic = cat.topics.get(topic_id)
@@ -235,15 +235,11 @@ class Planner:
         # when the goal chain has nothing left to offer (deferred targets included), fall back to
         # the ready fringe
         fallback = select_targets(states, self.prerequisites, req.interests, cfg, n_bundles + 3) if goals else []
-        walk_pos: dict[int, list[int]] = {}
-        for j, i in enumerate(req.walk.items):
-            for t in cat.item_topics(int(i)):
-                walk_pos.setdefault(int(t), []).append(j)
+        walk_pos = self._walk_positions(req.walk.items)
         pools = {t.topic_id: self._pool(t.topic_id, req, walk_pos) for t in queue}
         if not pools and fallback:
             pools = {t.topic_id: self._pool(t.topic_id, req, walk_pos) for t in fallback}
         p_of = self._predict(user_id, learner, np.concatenate([*pools.values(), np.zeros(0, np.int64)]), {})
-        walk_of = req.walk.as_dict()
         path = LearningPath(
             user_id=str(user_id), languages=[cat.languages.tokens[c] for c in req.languages], goal_topics=goals,
             n_walk_candidates=len(req.walk.items), walk_steps=req.walk.steps,
@@ -289,7 +285,7 @@ class Planner:
                 queue.append(target)
                 continue
             topic = cat.topics.get(target.topic_id)
-            ws = np.array([walk_of.get(int(i), (0.0, 0))[0] for i in pool])
+            ws, _ = req.walk.lookup(pool)
             primary = (cat.primary_topic[pool] == topic).astype(np.float64)
             size = int(np.clip(bundle_size, cfg.min_bundle, cfg.max_bundle))
             n_review = min(cfg.review_slots, size - cfg.min_bundle) if target.source != "review" else 0
@@ -303,12 +299,29 @@ class Planner:
             picks = [(int(pool[j]), float(prob), target) for j, prob in zip(chosen, pc, strict=True)] + reviews
             taken.update(i for i, _, _ in picks)
             picks.sort(key=lambda x: -x[1])  # easy to hard
-            bundle.items = [self._item(i, prob, t, walk_of.get(i)) for i, prob, t in picks]
+            _, visits = req.walk.lookup(np.fromiter((i for i, _, _ in picks), np.int64, len(picks)))
+            bundle.items = [self._item(i, prob, t, int(v)) for (i, prob, t), v in zip(picks, visits, strict=True)]
             path.bundles.append(bundle)
         rank = self.prerequisites.rank()
         first = (lambda b: b.source != "review") if cfg.review_first else (lambda b: False)
         path.bundles.sort(key=lambda b: (first(b), rank.get(b.topic_id, -1)))
         return path
+
+    def _walk_positions(self, items: np.ndarray) -> dict[int, np.ndarray]:
+        """Topic -> positions in ``items`` of the walk items carrying it (from the topic CSR,
+        without a Python loop over items)."""
+        cat = self.catalog
+        if len(items) == 0:
+            return {}
+        start, stop = cat.topic_ptr[items], cat.topic_ptr[items + 1]
+        counts = stop - start
+        pos = np.repeat(np.arange(len(items)), counts)  # walk position of each (item, topic) entry
+        entry = np.arange(len(pos)) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(start, counts)
+        topics = cat.topic_idx[entry]
+        order = np.argsort(topics, kind="stable")  # positions stay ascending within a topic
+        topics, pos = topics[order], pos[order]
+        cuts = np.flatnonzero(np.diff(topics)) + 1
+        return {int(t): p for t, p in zip(topics[np.r_[0, cuts]], np.split(pos, cuts), strict=True)}
 
     def _predict(self, user_id: str, learner: LearnerModel, items: np.ndarray, known: dict[int, float]) -> dict[int, float]:
         """Add the learner model's predicted success of ``items`` to ``known`` (one call)."""
@@ -323,7 +336,7 @@ class Planner:
 
     def _review_items(
         self, user_id: str, learner: LearnerModel, target: Target, goals: list[str], states: dict[str, TopicState],
-        req: _Request, walk_pos: dict[int, list[int]], taken: set[int], n: int, p_of: dict[int, float],
+        req: _Request, walk_pos: dict[int, np.ndarray], taken: set[int], n: int, p_of: dict[int, float],
     ) -> tuple[list[tuple[int, float, Target]], dict[int, float]]:
         """Interleaved spaced review: ``n`` items from the prerequisite ancestors of the target (and
         of the goals) that were practised before and have the lowest confidence, each the unseen
@@ -376,9 +389,8 @@ class Planner:
         path = self.plan(user_id, learner, history, 1, bundle_size, languages, goal_topics, now)
         return path.bundles[0] if path.bundles else None
 
-    def _item(self, i: int, p: float, target: Target, walk: tuple[float, int] | None) -> BundleItem:
+    def _item(self, i: int, p: float, target: Target, visits: int) -> BundleItem:
         cat = self.catalog
-        visits = walk[1] if walk else 0
         if target.source == "review":
             source, how = "review", target.reason
         elif visits > 0:

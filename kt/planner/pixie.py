@@ -59,9 +59,17 @@ class WalkResult:
         z = np.zeros(0, np.int64)
         return cls(z, np.zeros(0), z, z, 0, False)
 
-    def as_dict(self) -> dict[int, tuple[float, int]]:
-        """item -> (score, visits)."""
-        return {int(i): (float(s), int(v)) for i, s, v in zip(self.items, self.scores, self.visits, strict=True)}
+    def lookup(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, visits) of ``items``; 0 for items the walk did not reach."""
+        items = np.asarray(items, np.int64)
+        scores, visits = np.zeros(len(items)), np.zeros(len(items), np.int64)
+        if len(self.items) == 0 or len(items) == 0:
+            return scores, visits
+        order = np.argsort(self.items, kind="stable")
+        j = order[np.minimum(np.searchsorted(self.items[order], items), len(order) - 1)]
+        hit = self.items[j] == items
+        scores[hit], visits[hit] = self.scores[j[hit]], self.visits[j[hit]]
+        return scores, visits
 
 
 _scratch = threading.local()

@@ -86,3 +86,16 @@ def test_seeds_without_folder_edges_give_an_empty_walk():
     g = ItemFolderGraph.from_edges([0, 1], [0, 0], n_items=3)
     res = pixie_walk(g, np.array([2]), np.array([1.0]), PixieConfig(), np.random.default_rng(0))
     assert len(res.items) == 0 and res.steps == 0
+
+
+def test_lookup_gives_scores_and_visits_of_reached_items_and_zero_elsewhere():
+    g = two_clusters()
+    walk = pixie_walk(g, np.array([0]), np.array([1.0]), PixieConfig(total_steps=2000, n_p=10_000),
+                      np.random.default_rng(3))
+    query = np.array([walk.items[2], 15, walk.items[0], 19, walk.items[-1]])
+    scores, visits = walk.lookup(query)
+    np.testing.assert_array_equal(scores, [walk.scores[2], 0.0, walk.scores[0], 0.0, walk.scores[-1]])
+    np.testing.assert_array_equal(visits, [walk.visits[2], 0, walk.visits[0], 0, walk.visits[-1]])
+    empty = pixie_walk(g, np.array([0]), np.array([0.0]), PixieConfig(), np.random.default_rng(0))
+    assert [x.tolist() for x in empty.lookup(np.array([1, 2]))] == [[0.0, 0.0], [0, 0]]
+    assert [len(x) for x in walk.lookup(np.zeros(0, np.int64))] == [0, 0]
