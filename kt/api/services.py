@@ -8,9 +8,9 @@ through :mod:`kt.api.deps`. Nothing here is a module global.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 
+import anyio
 import pandas as pd
 
 from kt.api.learner import ServedLearner
@@ -58,7 +58,7 @@ class Services:
     world: ServingWorld
     models: ModelService
     paths: PathCache = field(default_factory=PathCache)
-    plan_slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(1))
+    plan_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
     _languages: dict = field(default_factory=dict)
 
     def user_languages(self, user_id: str) -> list[str] | None:
@@ -81,12 +81,13 @@ class Services:
         latest = self.store.catalog_seq()
         if latest <= self.world.seq:
             return
-        with self.models.swap_lock:  # a champion swap cannot slip between world and tracker
-            new, edited = self.world.catch_up(self.store, latest)
-            changed = pd.concat([new, edited], ignore_index=True)
+        def to_tracker(rows: pd.DataFrame) -> None:
             served = self.models.current
-            if len(changed) and served is not None:
-                served.extras["tracker"].catalog.add_items(changed[["content_id", "topics"]])
+            if served is not None:
+                served.extras["tracker"].catalog.add_items(rows[["content_id", "topics"]])
+
+        with self.models.swap_lock:  # a champion swap cannot slip between world and tracker
+            self.world.catch_up(self.store, latest, on_items=to_tracker)
 
     def learner(self) -> ServedLearner | None:
         served = self.models.current
@@ -102,6 +103,7 @@ def build_tracker_extras(store: EventStore, world: ServingWorld, version: int, l
     from kt.mastery.store import MasteryStateStore
     from kt.mastery.tracker import MasteryTracker
 
+    generation = world.generation  # first: items arriving while this builds are caught up at the swap
     items = world.items
     added = world.items_since(0)
     if added is not None:
@@ -111,7 +113,7 @@ def build_tracker_extras(store: EventStore, world: ServingWorld, version: int, l
         topics=list(world.planner.catalog.topics.tokens),
     )
     learner = ServedLearner(tracker, store, version, cache_size=cache_size)
-    return {"tracker": tracker, "learner": learner, "generation": world.generation}
+    return {"tracker": tracker, "learner": learner, "generation": generation}
 
 
 def build_services(settings: Settings, config: ApiConfig, metrics: ApiMetrics,
@@ -134,7 +136,7 @@ def build_services(settings: Settings, config: ApiConfig, metrics: ApiMetrics,
     )
     services = Services(settings=settings, config=config, store=store, metrics=metrics, rule=OutcomeRule(),
                         world=world, models=models, paths=PathCache(config.path_cache_size),
-                        plan_slots=threading.BoundedSemaphore(max(1, config.plan_concurrency)))
+                        plan_limiter=anyio.CapacityLimiter(max(1, config.plan_concurrency)))
     if not models.refresh() and models.current is None:
         msg = models.last_error or f"no champion for {settings.registered_model!r} in {settings.mlflow_tracking_uri}"
         if config.require_model:

@@ -17,15 +17,17 @@ built for a newly promoted model can take in items that arrived while it was bei
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-import numpy as np
 import pandas as pd
 
 from kt.planner import Catalog, ItemFolderGraph, Planner, PlannerConfig, PrerequisiteGraph
 from kt.store import EventStore
+
+log = logging.getLogger("kt.api")
 
 
 class RWLock:
@@ -92,54 +94,59 @@ class ServingWorld:
         prereq = PrerequisiteGraph.from_frame(store.read_table("prerequisites"), topics["topic_id"].tolist())
         return cls(Planner(catalog, graph, prereq, config), items[["content_id", "topics"]], seq)
 
-    def add_items(self, items: pd.DataFrame) -> None:
-        with self.lock.write():
-            self.planner.add_items(items)
-            self.generation += 1
-            self.version += 1
-            self.added.append((self.generation, items[["content_id", "topics"]].copy()))
-
     def items_since(self, generation: int) -> pd.DataFrame | None:
         parts = [df for g, df in self.added if g > generation]
         return pd.concat(parts, ignore_index=True) if parts else None
 
-    def update_items(self, items: pd.DataFrame) -> None:
-        with self.lock.write():
-            self.planner.catalog.update_items(items)
-            self.generation += 1
-            self.version += 1
-            self.added.append((self.generation, items[["content_id", "topics"]].copy()))
+    def catch_up(self, store: EventStore, latest: int | None = None,
+                 on_items: Callable[[pd.DataFrame], None] | None = None) -> pd.DataFrame:
+        """Apply the store's catalog changes made since :attr:`seq` (by any process) and return
+        the item rows (new or edited) applied. ``on_items`` gets those rows too, inside the same
+        write lock, so the mastery tracker changes along with the planner. One thread at a time;
+        cheap when nothing changed (one indexed query, skipped when the caller passes the
+        ``latest`` seq it just read).
 
-    def catch_up(self, store: EventStore, latest: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Apply the store's catalog changes made since :attr:`seq` (by any process); returns
-        the (new, edited) item rows applied. One thread at a time; cheap when nothing changed
-        (one indexed query, skipped when the caller passes the ``latest`` seq it just read)."""
+        :attr:`version` moves last: a request that reads the new version before planning sees
+        everything it covers (a request that read the old one caches its path under the old
+        version, which the next read recomputes)."""
         empty = pd.DataFrame(columns=["content_id", "topics"])
         if (store.catalog_seq() if latest is None else latest) <= self.seq:
-            return empty, empty
+            return empty
         with self._catch_up_lock:
             changes = store.catalog_changes_since(self.seq)
             if not changes:
-                return empty, empty
-            item_ids = list(dict.fromkeys(c for _, kind, c, _ in changes if kind == "item"))
+                return empty
+            cat = self.planner.catalog
             links = pd.DataFrame([(f, c) for _, kind, c, f in changes if kind == "folder_item"],
                                  columns=["folder_id", "content_id"]).drop_duplicates()
-            rows = pd.DataFrame(store.get_rows("items", item_ids)) if item_ids else empty
-            known = self.planner.catalog.index_of(rows["content_id"]) >= 0 if len(rows) else np.zeros(0, bool)
-            new, edited = rows[~known], rows[known]
-            if len(new):
-                self.add_items(new)
-            if len(edited):
-                self.update_items(edited)
-            if len(links):
-                self.add_folder_items(links)
-            self.seq = changes[-1][0]
-            return new, edited
-
-    def add_folder_items(self, folder_items: pd.DataFrame) -> None:
-        with self.lock.write():
-            self.planner.graph.add_folder_items(folder_items, self.planner.catalog)
-            self.version += 1
+            # items of the log, and items linked to folders that this process has never seen
+            # (written to the store without a log entry, e.g. by `kt store load` after it started)
+            linked = links["content_id"].unique()
+            unseen = linked[cat.index_of(linked) < 0]
+            wanted = list(dict.fromkeys([*(c for _, kind, c, _ in changes if kind == "item"), *unseen]))
+            rows = pd.DataFrame(store.get_rows("items", wanted)) if wanted else empty
+            rows = rows if len(rows) else empty
+            gone = sorted(set(unseen) - set(rows["content_id"]))
+            if gone:  # the store has no such item: such a link cannot be placed in the graph
+                log.warning("catalog changes up to %s: folder links to unknown items skipped: %s",
+                            changes[-1][0], ", ".join(gone[:10]))
+                links = links[~links["content_id"].isin(gone)]
+            with self.lock.write():
+                if len(rows):
+                    known = cat.index_of(rows["content_id"]) >= 0
+                    if (~known).any():
+                        self.planner.add_items(rows[~known])
+                    if known.any():
+                        cat.update_items(rows[known])
+                    self.generation += 1
+                    self.added.append((self.generation, rows[["content_id", "topics"]].copy()))
+                    if on_items is not None:
+                        on_items(rows)
+                if len(links):
+                    self.planner.graph.add_folder_items(links, cat)
+                self.seq = changes[-1][0]
+                self.version += 1
+            return rows
 
     def known_topics(self) -> set[str]:
         return set(self.planner.prerequisites.topics) | set(self.planner.catalog.topics.tokens)

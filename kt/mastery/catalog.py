@@ -16,6 +16,7 @@ get concept 0 and are reported with NaN mastery (the model has never seen them).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -95,6 +96,8 @@ class TopicCatalog:
     def __post_init__(self) -> None:
         self.topic_index = {t: k for k, t in enumerate(self.topic_ids)}
         self._content_lookup: tuple[dict[str, int], np.ndarray, np.ndarray] | None = None
+        self._items_version = 0  # bumped by add_items: a lookup built from older items is not kept
+        self._items_lock = threading.Lock()
 
     @property
     def num_topics(self) -> int:
@@ -133,16 +136,22 @@ class TopicCatalog:
         """Vectorised :meth:`encode` of catalog items by content id alone (the planner's hot
         path scores thousands per request): ``(known, items, concepts)``, where ``known`` (N,)
         marks ids in the catalog and the two index arrays cover only those."""
-        if self._content_lookup is None:  # built on first use, dropped by add_items
-            cids = np.array(list(self.item_topic), dtype=object)
-            concepts = _lookup(self.concept_vocab, np.array(list(self.item_topic.values()), dtype=object))
+        lookup = self._content_lookup
+        if lookup is None:  # built on first use, dropped by add_items
+            version = self._items_version
+            pairs = list(self.item_topic.items())  # one snapshot (add_items may run meanwhile)
+            cids = np.array([c for c, _ in pairs], dtype=object)
+            concepts = _lookup(self.concept_vocab, np.array([t for _, t in pairs], dtype=object))
             if self.item_aware and self.item_vocab is not None:
                 items = _lookup(self.item_vocab, cids)
             else:
                 items = concepts
             # a dict: ~10x faster than a pandas hash index for a few thousand ids among millions
-            self._content_lookup = ({c: i for i, c in enumerate(cids.tolist())}, items, concepts)
-        row_of, items, concepts = self._content_lookup
+            lookup = ({c: i for i, c in enumerate(cids.tolist())}, items, concepts)
+            with self._items_lock:
+                if version == self._items_version:  # items added while building: use it once, keep none
+                    self._content_lookup = lookup
+        row_of, items, concepts = lookup
         get = row_of.get
         pos = np.fromiter((get(c, -1) for c in content_ids), np.int64, len(content_ids))
         known = pos >= 0
@@ -162,9 +171,11 @@ class TopicCatalog:
 
     def add_items(self, item_topics: Mapping[str, object] | pd.DataFrame) -> None:
         """Register new content (content_id -> topics); it is scored through its primary topic."""
-        for cid, t in _primary_topics(item_topics).items():
-            self.item_topic[cid] = t
-        self._content_lookup = None
+        primary = _primary_topics(item_topics)
+        with self._items_lock:
+            self.item_topic.update(primary)
+            self._items_version += 1
+            self._content_lookup = None
 
     # ----------------------------------------------------------------- builder
     @classmethod

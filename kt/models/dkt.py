@@ -110,6 +110,9 @@ class DKT(KTModel):
         if concepts.shape[1] <= self.config.num_concepts:
             return self._score(h.unsqueeze(1).expand(-1, concepts.shape[1], -1), concepts)  # (B, Q)
         # many queries (a planner's candidate pool): the logit depends on the concept alone, so
-        # score every concept once, (B, H) @ (H, C), and gather, instead of a (B, Q, H) product
-        every = h.float() @ self.out.weight.float().T + self.out_bias.weight.float().T  # (B, C)
-        return every.gather(1, concepts.expand(h.shape[0], -1))
+        # score every concept once, (B, H) @ (H, C), and gather, instead of a (B, Q, H) product;
+        # in float32 under any autocast, so a prediction does not depend on the query's length
+        with torch.autocast(h.device.type, enabled=False):
+            every = h.float() @ self.out.weight.float().T + self.out_bias.weight.float().T  # (B, C)
+        b = max(h.shape[0], concepts.shape[0])
+        return every.expand(b, -1).gather(1, concepts.expand(b, -1))  # (B, Q)

@@ -170,7 +170,10 @@ class Catalog:
 
     def update_items(self, items: pd.DataFrame) -> np.ndarray:
         """Replace the attributes of existing items (the columns given; ``topics`` required) and
-        rebuild the topic index, O(n log n): edits are rare next to reads. Returns their indices."""
+        rebuild the topic index, O(n log n): edits are rare next to reads. An id given twice
+        takes its last row. Returns their indices."""
+        if "content_id" in items.columns:
+            items = items[~items["content_id"].astype(str).duplicated(keep="last").to_numpy()]
         cols = self._parse(items, "updated items")
         idx = self.index_of(cols["ids"])
         if (idx < 0).any():

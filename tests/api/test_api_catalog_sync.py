@@ -72,3 +72,53 @@ def test_folder_links_reach_the_other_workers_graph(client, second_worker):
     assert client.put("/v1/folders", json=body).json()["new"] == 0  # nothing new: nothing logged, no edge twice
     second_worker.get(f"/v1/users/{_user(client)}/path")
     assert graph.n_edges == edges + 4
+
+
+def test_a_path_planned_during_a_catalog_update_is_not_cached_stale(client):
+    """A request arriving while new items are being applied waits for the whole update (planner
+    and tracker) and is stamped with the catalog version that covers what it read."""
+    import threading
+
+    services = client.app.state.services
+    user = _user(client)
+    topics = services.store.read_table("topics")["topic_id"].tolist()
+    tracker_catalog = services.models.current.extras["tracker"].catalog
+    add = tracker_catalog.add_items
+    racing: list = []
+
+    def slow_add(items):  # another request comes in halfway through the update
+        t = threading.Thread(target=lambda: racing.append(
+            client.get(f"/v1/users/{user}/path", params={"bundles": 2, "size": 4, "lang": ["eo"]})))
+        t.start()
+        t.join(0.5)
+        racing.append(t)
+        add(items)
+
+    tracker_catalog.add_items = slow_add
+    new = [{"content_id": f"mid-{i}", "title": f"M {i}", "url": f"https://example.org/m{i}", "language": "eo",
+            "topics": [topics[i % len(topics)]], "difficulty": 0.1 + 0.03 * i, "kind": "article"} for i in range(24)]
+    try:
+        assert client.put("/v1/items", json={"items": new}).status_code == 200
+    finally:
+        tracker_catalog.add_items = add
+    racing[0].join(60)
+    cached = client.get(f"/v1/users/{user}/path", params={"bundles": 2, "size": 4, "lang": ["eo"]})
+    services.paths._entries.clear()
+    fresh = client.get(f"/v1/users/{user}/path", params={"bundles": 2, "size": 4, "lang": ["eo"]})
+    assert fresh.headers["X-Path-Cache"] == "miss" and cached.content == fresh.content
+    assert b"mid-" in fresh.content and b"null" not in fresh.content  # every new item has a prediction
+
+
+def test_folder_link_to_an_item_this_worker_never_saw(client):
+    """An item written to the store without a change entry (as `kt store load` does) and then
+    filed in a folder through the API: the worker fetches it and keeps serving."""
+    services = client.app.state.services
+    row = services.store.read_table("items").iloc[0].to_dict()
+    services.store.upsert("items", [{**row, "content_id": "loader-only"}])
+    body = {"folders": [{"folder_id": "late", "user_id": "u00000", "name": "Late", "items": ["loader-only"]}]}
+    assert client.put("/v1/folders", json=body).status_code == 200
+    assert client.get(f"/v1/users/{_user(client)}/path").status_code == 200
+    world = services.world
+    i = int(world.planner.catalog.index_of(["loader-only"])[0])
+    assert i >= 0 and world.planner.graph.item_degree[i] == 1
+    assert world.seq == services.store.catalog_seq()

@@ -110,8 +110,41 @@ def test_plans_take_turns_under_concurrent_requests(client):
     try:
         codes = run()
         assert codes == [200] * len(users) and peak == 1
-        services.plan_slots = threading.BoundedSemaphore(4)  # plan_concurrency = 4: the knob works
+        services.plan_limiter.total_tokens = 4  # plan_concurrency = 4: the knob works
         peak = 0
         assert run() == [200] * len(users) and peak > 1
     finally:
         planner.plan = plan
+
+
+def test_requests_waiting_for_a_plan_do_not_hold_up_probes_or_ingest(client):
+    """Path requests queued behind a running plan wait on the event loop, not in the thread
+    pool, so /healthz and other sync routes are still answered while they wait."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    services = client.app.state.services
+    planner = services.world.planner
+    users = services.store.events_frame()["user_id"].unique().tolist()
+    release, started = threading.Event(), threading.Event()
+    plan = planner.plan
+
+    def blocked_plan(*args, **kwargs):
+        started.set()
+        release.wait(60)
+        return plan(*args, **kwargs)
+
+    planner.plan = blocked_plan
+    pool = ThreadPoolExecutor(48)
+    try:
+        pending = [pool.submit(client.get, f"/v1/users/{users[i % len(users)]}/path", params={"size": 3 + i % 5})
+                   for i in range(45)]
+        assert started.wait(60)
+        probe = pool.submit(client.get, "/healthz")
+        assert probe.result(timeout=60).status_code == 200  # answered while 45 path requests wait
+        assert not release.is_set() and not all(f.done() for f in pending)
+    finally:
+        release.set()
+        planner.plan = plan
+    assert [f.result(timeout=120).status_code for f in pending] == [200] * 45
+    pool.shutdown()

@@ -92,6 +92,31 @@ def test_new_items_scored_through_their_topic(vocabs, items, topics, make_model)
         tracker.observe("u", "unknown-anywhere", 1, "2026-01-05T10:06:00Z")
 
 
+def test_items_added_while_the_item_lookup_is_built_are_not_lost(vocabs, items, topics, make_model, monkeypatch):
+    """The tracker builds its content id lookup on first use; items added meanwhile (another
+    request's catalog update) must be known to the next prediction."""
+    import kt.mastery.catalog as mastery_catalog
+
+    item_vocab, concept_vocab = vocabs
+    tracker = MasteryTracker(make_model("dkt"), item_vocab, concept_vocab, items, topics=topics)
+    catalog = tracker.catalog
+    lookup = mastery_catalog._lookup
+    raced = []
+
+    def lookup_with_a_concurrent_add(vocab, tokens):
+        if not raced:
+            raced.append(1)
+            catalog.add_items({"late-item": topics[1]})
+        return lookup(vocab, tokens)
+
+    monkeypatch.setattr(mastery_catalog, "_lookup", lookup_with_a_concurrent_add)
+    assert catalog.encode_items(["late-item"])[0].tolist() == [False]  # built from the items before the add
+    monkeypatch.setattr(mastery_catalog, "_lookup", lookup)
+    known, _, concepts = catalog.encode_items(["late-item"])
+    assert known.tolist() == [True] and concepts.tolist() == concept_vocab.encode([topics[1]]).tolist()
+    assert 0.0 < tracker.predict_success("u", ["late-item"])[0] < 1.0
+
+
 def test_new_model_version_needs_rebuild(tmp_path, vocabs, items, topics, interactions, make_model):
     model = make_model("dkt")
     store = MasteryStateStore(f"sqlite:///{tmp_path / 's.db'}")

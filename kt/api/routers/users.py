@@ -11,6 +11,7 @@ import math
 import re
 from typing import Annotated, Any
 
+import anyio
 import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 
@@ -47,10 +48,10 @@ def _require_known(services: Services, user_id: str, n_events: int) -> None:
 @router.get("/users/{user_id}/mastery", response_model=MasteryResponse,
             summary="Per-topic mastery, confidence and stage (new, learning, needs_review, mastered).",
             responses={404: {"description": "Unknown user."}, 503: {"description": "No model loaded yet."}})
-def user_mastery(user_id: UserId, services: Services = Depends(get_services),
-                 served: Served = Depends(get_served)) -> MasteryResponse:
-    with services.plan_slots:  # CPU-bound: requests take turns (see ApiConfig.plan_concurrency)
-        return _user_mastery(user_id, services, served)
+async def user_mastery(user_id: UserId, services: Services = Depends(get_services),
+                       served: Served = Depends(get_served)) -> MasteryResponse:
+    # CPU-bound: requests take turns (ApiConfig.plan_concurrency), waiting on the event loop
+    return await anyio.to_thread.run_sync(_user_mastery, user_id, services, served, limiter=services.plan_limiter)
 
 
 def _user_mastery(user_id: str, services: Services, served: Served) -> MasteryResponse:
@@ -74,7 +75,7 @@ def _user_mastery(user_id: str, services: Services, served: Served) -> MasteryRe
 @router.get("/users/{user_id}/path", response_model=PathResponse,
             summary="A learning path: ordered bundles of items, each with the reason it was chosen.",
             responses={404: {"description": "Unknown user."}, 503: {"description": "No model loaded yet."}})
-def user_path(
+async def user_path(
     user_id: UserId,
     bundles: Annotated[int, Query(ge=1, le=10, description="Number of bundles.")] = 3,
     size: Annotated[int, Query(ge=1, le=20, description="Items per bundle.")] = 5,
@@ -83,8 +84,9 @@ def user_path(
     services: Services = Depends(get_services),
     served: Served = Depends(get_served),
 ) -> PathResponse:
-    with services.plan_slots:  # CPU-bound: requests take turns (see ApiConfig.plan_concurrency)
-        return _user_path(user_id, bundles, size, lang, goal, services, served)
+    # CPU-bound: requests take turns (ApiConfig.plan_concurrency), waiting on the event loop
+    return await anyio.to_thread.run_sync(_user_path, user_id, bundles, size, lang, goal, services, served,
+                                          limiter=services.plan_limiter)
 
 
 def _user_path(user_id: str, bundles: int, size: int, lang: list[str] | None, goal: list[str] | None,
