@@ -51,9 +51,30 @@ def run(args: argparse.Namespace) -> int:
         os.environ["KT_HOME"] = str(settings.home)
         os.environ["KT_DB_URL"] = settings.db_url
         os.environ["KT_MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri
-        uvicorn.run("kt.api.main:create_app_from_env", factory=True, host=args.host, port=args.port,
-                    workers=args.workers, log_level=args.log_level)
+        _run_workers(uvicorn.Config("kt.api.main:create_app_from_env", factory=True, host=args.host,
+                                    port=args.port, workers=args.workers, log_level=args.log_level))
     return 0
+
+
+def _run_workers(config) -> None:
+    """``uvicorn.run`` for several workers, with TCP_NODELAY on the shared listening socket.
+
+    uvicorn binds that socket itself with protocol 0, and asyncio only turns Nagle's algorithm
+    off for sockets whose protocol is TCP, so every response (headers, then body: two writes)
+    waited for the client's delayed ACK: measured 44 ms per request, even /healthz, against
+    1-3 ms with one worker. Linux copies TCP_NODELAY from a listening socket to the
+    connections it accepts."""
+    import socket
+
+    from uvicorn.supervisors import Multiprocess
+
+    sock = config.bind_socket()
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    except KeyboardInterrupt:
+        pass
 
 
 def _load_world(settings, world_dir) -> None:
