@@ -37,8 +37,6 @@ class PathCache:
         self.capacity = capacity
         self._entries: OrderedDict[PathKey, PathEntry] = OrderedDict()
         self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
 
     def get(self, key: PathKey, n_events: int, catalog_version: int, model_version: int) -> bytes | None:
         """The body stored for ``key`` if it was computed under these versions, else None."""
@@ -47,9 +45,7 @@ class PathCache:
             if entry is not None and (entry.n_events, entry.catalog_version, entry.model_version) == (
                 n_events, catalog_version, model_version):
                 self._entries.move_to_end(key)
-                self.hits += 1
                 return entry.body
-            self.misses += 1
             return None
 
     def put(self, key: PathKey, entry: PathEntry) -> None:

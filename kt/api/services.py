@@ -94,6 +94,7 @@ class Services:
         latest = self.store.catalog_seq()
         if latest <= self.world.seq:
             return
+
         def to_tracker(rows: pd.DataFrame) -> None:
             served = self.models.current
             if served is not None:

@@ -26,6 +26,7 @@ import pandas as pd
 
 from kt.planner import Catalog, ItemFolderGraph, Planner, PlannerConfig, PrerequisiteGraph
 from kt.store import EventStore
+from kt.store.schema import items as ITEMS
 
 log = logging.getLogger("kt.api")
 
@@ -99,23 +100,22 @@ class ServingWorld:
         return pd.concat(parts, ignore_index=True) if parts else None
 
     def catch_up(self, store: EventStore, latest: int | None = None,
-                 on_items: Callable[[pd.DataFrame], None] | None = None) -> pd.DataFrame:
-        """Apply the store's catalog changes made since :attr:`seq` (by any process) and return
-        the item rows (new or edited) applied. ``on_items`` gets those rows too, inside the same
-        write lock, so the mastery tracker changes along with the planner. One thread at a time;
+                 on_items: Callable[[pd.DataFrame], None] | None = None) -> None:
+        """Apply the store's catalog changes made since :attr:`seq` (by any process).
+        ``on_items`` gets the item rows applied (new or edited), inside the same write lock, so
+        the mastery tracker changes along with the planner. One thread at a time;
         cheap when nothing changed (one indexed query, skipped when the caller passes the
         ``latest`` seq it just read).
 
         :attr:`version` moves last: a request that reads the new version before planning sees
         everything it covers (a request that read the old one caches its path under the old
         version, which the next read recomputes)."""
-        empty = pd.DataFrame(columns=["content_id", "topics"])
         if (store.catalog_seq() if latest is None else latest) <= self.seq:
-            return empty
+            return
         with self._catch_up_lock:
             changes = store.catalog_changes_since(self.seq)
             if not changes:
-                return empty
+                return
             cat = self.planner.catalog
             links = pd.DataFrame([(f, c) for _, kind, c, f in changes if kind == "folder_item"],
                                  columns=["folder_id", "content_id"]).drop_duplicates()
@@ -124,8 +124,7 @@ class ServingWorld:
             linked = links["content_id"].unique()
             unseen = linked[cat.index_of(linked) < 0]
             wanted = list(dict.fromkeys([*(c for _, kind, c, _ in changes if kind == "item"), *unseen]))
-            rows = pd.DataFrame(store.get_rows("items", wanted)) if wanted else empty
-            rows = rows if len(rows) else empty
+            rows = pd.DataFrame(store.get_rows("items", wanted), columns=[c.name for c in ITEMS.columns])
             gone = sorted(set(unseen) - set(rows["content_id"]))
             if gone:  # the store has no such item: such a link cannot be placed in the graph
                 log.warning("catalog changes up to %s: folder links to unknown items skipped: %s",
@@ -146,7 +145,6 @@ class ServingWorld:
                     self.planner.graph.add_folder_items(links, cat)
                 self.seq = changes[-1][0]
                 self.version += 1
-            return rows
 
     def known_topics(self) -> set[str]:
         return set(self.planner.prerequisites.topics) | set(self.planner.catalog.topics.tokens)
