@@ -78,7 +78,16 @@ def evaluation(args) -> dict:
         edge_precision_recall,
         learn_prerequisites,
     )
-    from kt.planner.evaluation import EvalConfig, OracleLearner, make_setup, results_table, run_policy
+    from kt.planner.evaluation import (
+        EvalConfig,
+        OracleLearner,
+        SimulatorGreedyPolicy,
+        best_baseline,
+        is_baseline,
+        make_setup,
+        results_table,
+        run_policy,
+    )
     from kt.planner.policies import PlannerPolicy, baseline_policies
     from kt.sim.env import LearnerEnv
 
@@ -112,14 +121,15 @@ def evaluation(args) -> dict:
     runs = [(p, tracker) for p in baseline_policies(default, counts)]
     runs += [(PlannerPolicy(default, "planner (DKT)"), tracker), (PlannerPolicy(tuned, "planner tuned (DKT)"), tracker),
              (PlannerPolicy(on_learned, "planner, learned DAG (DKT)"), tracker),
-             (PlannerPolicy(default, "planner (oracle KT)"), oracle), (PlannerPolicy(tuned, "planner tuned (oracle KT)"), oracle)]
+             (PlannerPolicy(default, "planner (oracle KT)"), oracle), (PlannerPolicy(tuned, "planner tuned (oracle KT)"), oracle),
+             (SimulatorGreedyPolicy(catalog), oracle)]
     results = []
     for policy, factory in runs:
         r = run_policy(policy, env, setup, default, world.items, factory, cfg)
         print(f"  {r.policy}: E_p {r.e_p:.3f} ({r.seconds:.0f}s)", flush=True)
         results.append(r)
-    base = max(r.e_p for r in results if not r.policy.startswith("planner"))
-    ratios = {r.policy: r.e_p / base for r in results if r.policy.startswith("planner")}
+    base = best_baseline(results)
+    ratios = {r.policy: r.e_p / base for r in results if not is_baseline(r.policy)}
     return {
         "world": str(wd.name), "checkpoint": str(ckpt), "config": cfg.__dict__, "tuned_planner": TUNED,
         "results": [r.to_dict() for r in results], "best_baseline_e_p": base, "planner_over_best_baseline": ratios,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kt.planner.evaluation import EvalConfig, make_setup, results_table, run_policy
+from kt.planner.evaluation import EvalConfig, best_baseline, make_setup, results_table, run_policy
 
 INTERACTION_COLUMNS = ["user_id", "content_id", "topic_id", "outcome", "timestamp"]
 
@@ -51,7 +51,7 @@ def compare_policies(
     planner = Planner(catalog, graph, dag, planner_config or PlannerConfig())
     policies = [*baseline_policies(planner, world.events["content_id"].value_counts()), PlannerPolicy(planner, "planner")]
     results = [run_policy(p, env, setup, planner, world.items, tracker, config) for p in policies]
-    base = max(r.e_p for r in results if r.policy != "planner")
+    base = best_baseline(results)
     ours = next(r.e_p for r in results if r.policy == "planner")
     return {
         "config": config.__dict__,

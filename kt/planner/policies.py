@@ -45,7 +45,7 @@ class Policy(Protocol):
     def recommend(self, req: Request, learner: LearnerModel | None, rng: np.random.Generator) -> list[str]: ...
 
 
-def _target_items(catalog: Catalog, req: Request) -> np.ndarray:
+def target_items(catalog: Catalog, req: Request) -> np.ndarray:
     """Unseen items whose primary topic is a target topic, in the user's languages."""
     langs = catalog.language_codes(req.languages) if req.languages else None
     topics = [t for t in (catalog.topics.get(x) for x in req.target_topics) if t >= 0]
@@ -63,7 +63,7 @@ class RandomPolicy:
         self.catalog = catalog
 
     def recommend(self, req: Request, learner, rng) -> list[str]:
-        items = _target_items(self.catalog, req)
+        items = target_items(self.catalog, req)
         pick = rng.choice(items, size=min(req.size, len(items)), replace=False) if len(items) else items
         return self.catalog.content_ids[pick].tolist()
 
@@ -77,7 +77,7 @@ class PopularityPolicy:
         self.popularity = counts  # (n_items,)
 
     def recommend(self, req: Request, learner, rng) -> list[str]:
-        items = _target_items(self.catalog, req)
+        items = target_items(self.catalog, req)
         order = np.lexsort((items, -self.popularity[items]))
         return self.catalog.content_ids[items[order[: req.size]]].tolist()
 
@@ -92,7 +92,7 @@ class PixieOnlyPolicy:
     def recommend(self, req: Request, learner, rng) -> list[str]:
         cat = self.planner.catalog
         walk = self.planner.candidates(req.user_id, req.history, req.languages)
-        allowed = set(_target_items(cat, req).tolist())
+        allowed = set(target_items(cat, req).tolist())
         picked = [int(i) for i in walk.items if int(i) in allowed][: req.size]
         out = cat.content_ids[picked].tolist() if picked else []
         if len(out) < req.size:  # top up from the popular items of the targets
@@ -120,7 +120,7 @@ class KTGreedyPolicy:
             learner = DifficultyAdjusted(learner, cat, self.difficulty_slope)
         frame = learner.topic_mastery(req.user_id)
         m = dict(zip(frame["topic_id"].astype(str), frame["mastery"].astype(float), strict=True))
-        items = _target_items(cat, req)
+        items = target_items(cat, req)
         if len(items) == 0:
             return []
         topics = sorted({cat.topics.tokens[int(t)] for t in cat.primary_topic[items]}, key=lambda t: (m.get(t, 0.0), t))

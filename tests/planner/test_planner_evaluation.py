@@ -10,8 +10,16 @@ from kt.data.sequences import Vocab
 from kt.mastery.tracker import MasteryTracker
 from kt.models.base import build_model
 from kt.planner import Planner, PlannerConfig
-from kt.planner.evaluation import EvalConfig, OracleLearner, evaluate, make_setup, results_table
-from kt.planner.policies import PlannerPolicy, baseline_policies
+from kt.planner.evaluation import (
+    EvalConfig,
+    OracleLearner,
+    SimulatorGreedyPolicy,
+    best_baseline,
+    evaluate,
+    make_setup,
+    results_table,
+)
+from kt.planner.policies import PlannerPolicy, Request, baseline_policies, target_items
 
 
 def test_evaluation_runs_every_policy_and_reports_e_p(tiny):
@@ -63,3 +71,26 @@ def test_evaluation_drives_the_mastery_tracker(tiny):
     u = setup.users[0]
     n_hist = int((setup.interactions["user_id"] == u).sum())
     assert trackers[0].topic_mastery(u)["n_obs"].sum() > n_hist  # the step events were observed
+
+
+def test_simulator_greedy_ceiling_learns_more_than_random_and_is_no_baseline(tiny):
+    """The ceiling reads the simulator's equations: one target topic per bundle, unseen items,
+    and (over the same forks) more learning than random picks among the same items."""
+    world, env = tiny["world"], tiny["env"]
+    planner = Planner(tiny["catalog"], tiny["graph"], tiny["prereqs"], PlannerConfig())
+    inter, _ = events_to_interactions(world.events, world.items)
+    cfg = EvalConfig(users=8, steps=4, bundle_size=3, min_goal_ancestors=1, min_history=3)
+    setup = make_setup(world, env, tiny["prereqs"], inter, cfg)
+    ceiling = SimulatorGreedyPolicy(tiny["catalog"])
+    u = setup.users[0]
+    req = Request(u, setup.histories[u], setup.languages[u], [setup.goals[u]], setup.targets[u], 3)
+    bundle = ceiling.recommend(req, OracleLearner(env), np.random.default_rng(0))
+    allowed = set(tiny["catalog"].content_ids[target_items(tiny["catalog"], req)].tolist())
+    assert 0 < len(bundle) <= 3 and set(bundle) <= allowed
+    assert len({topics[0] for topics in env.item_topics(bundle)}) == 1  # one primary topic
+    d = env.difficulty(bundle)
+    assert np.all(np.diff(d) >= 0)  # easy to hard
+    random_policy = baseline_policies(planner, world.events["content_id"].value_counts())[0]
+    results = evaluate([random_policy, ceiling], env, setup, planner, world.items, lambda e: OracleLearner(e), cfg)
+    assert results[1].e_p > results[0].e_p
+    assert best_baseline(results) == results[0].e_p  # a ceiling is never the baseline to beat
