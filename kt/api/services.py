@@ -8,6 +8,7 @@ through :mod:`kt.api.deps`. Nothing here is a module global.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 import anyio
@@ -47,6 +48,9 @@ class ApiConfig:
     2 cores, 8 concurrent plans took 5x longer each than plans in turn. Waiting requests wait on
     the event loop, not in pool threads, so probes, ingest and catalog writes are not held up
     behind them. Scale with worker processes instead.
+    catalog_log_retention_s: catalog change-log entries older than this are pruned, at most
+    every catalog_prune_every_s per process, on a catalog write. A worker that has not applied
+    a pruned entry (idle for longer than the retention) reloads the whole catalog instead.
     """
 
     max_body_bytes: int = 1 << 20
@@ -57,6 +61,8 @@ class ApiConfig:
     mastery_cache_size: int = 1_000
     path_cache_size: int = 20_000
     plan_concurrency: int = 1
+    catalog_log_retention_s: float = 7 * 86_400.0
+    catalog_prune_every_s: float = 3_600.0
     require_model: bool = False
 
 
@@ -72,6 +78,7 @@ class Services:
     paths: PathCache = field(default_factory=PathCache)
     plan_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
     _languages: dict = field(default_factory=dict)
+    _pruned_at: float = float("-inf")
 
     def user_languages(self, user_id: str) -> tuple[str, ...] | None:
         """The user's languages from the users table (cached; users are not edited over the API)."""
@@ -102,6 +109,15 @@ class Services:
 
         with self.models.swap_lock:  # a champion swap cannot slip between world and tracker
             self.world.catch_up(self.store, latest, on_items=to_tracker)
+
+    def prune_catalog_log(self) -> int:
+        """Drop change-log entries older than the retention (at most every
+        ``catalog_prune_every_s`` in this process); returns how many went."""
+        now = time.time()
+        if now - self._pruned_at < self.config.catalog_prune_every_s:
+            return 0
+        self._pruned_at = now
+        return self.store.prune_catalog_changes(now - self.config.catalog_log_retention_s)
 
     def learner(self) -> ServedLearner | None:
         served = self.models.current

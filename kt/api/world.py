@@ -26,6 +26,7 @@ import pandas as pd
 
 from kt.planner import Catalog, ItemFolderGraph, Planner, PlannerConfig, PrerequisiteGraph
 from kt.store import EventStore
+from kt.store.schema import PRUNED
 from kt.store.schema import items as ITEMS
 
 log = logging.getLogger("kt.api")
@@ -117,14 +118,21 @@ class ServingWorld:
             if not changes:
                 return
             cat = self.planner.catalog
-            links = pd.DataFrame([(f, c) for _, kind, c, f in changes if kind == "folder_item"],
-                                 columns=["folder_id", "content_id"]).drop_duplicates()
-            # items of the log, and items linked to folders that this process has never seen
-            # (written to the store without a log entry, e.g. by `kt store load` after it started)
-            linked = links["content_id"].unique()
-            unseen = linked[cat.index_of(linked) < 0]
-            wanted = list(dict.fromkeys([*(c for _, kind, c, _ in changes if kind == "item"), *unseen]))
-            rows = pd.DataFrame(store.get_rows("items", wanted), columns=[c.name for c in ITEMS.columns])
+            if any(kind == PRUNED for _, kind, _, _ in changes):
+                # entries this process had not applied were pruned from the log: reload it all
+                log.warning("catalog change log pruned past this process (at %s): reloading the catalog", self.seq)
+                rows = store.read_table("items")
+                links = store.read_table("folder_items")[["folder_id", "content_id"]]
+                unseen = []
+            else:
+                links = pd.DataFrame([(f, c) for _, kind, c, f in changes if kind == "folder_item"],
+                                     columns=["folder_id", "content_id"]).drop_duplicates()
+                # items of the log, and items linked to folders that this process has never seen
+                # (written to the store without a log entry, e.g. by `kt store load` after it started)
+                linked = links["content_id"].unique()
+                unseen = linked[cat.index_of(linked) < 0]
+                wanted = list(dict.fromkeys([*(c for _, kind, c, _ in changes if kind == "item"), *unseen]))
+                rows = pd.DataFrame(store.get_rows("items", wanted), columns=[c.name for c in ITEMS.columns])
             gone = sorted(set(unseen) - set(rows["content_id"]))
             if gone:  # the store has no such item: such a link cannot be placed in the graph
                 log.warning("catalog changes up to %s: folder links to unknown items skipped: %s",

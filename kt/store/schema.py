@@ -104,12 +104,13 @@ users = Table(
 # Every catalog write through the API appends here, in the same transaction: each API worker
 # process replays the changes it has not seen into its in-memory planner world, so an item
 # added or edited through one worker reaches all of them.
+PRUNED = "pruned"  # marks where older entries were dropped (EventStore.prune_catalog_changes)
 catalog_changes = Table(
     "catalog_changes",
     metadata,
     # BigInteger on PostgreSQL, INTEGER on SQLite (the rowid alias that autoincrements)
     Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-    Column("kind", String(16), nullable=False),  # "item" | "folder_item"
+    Column("kind", String(16), nullable=False),  # "item" | "folder_item" | PRUNED
     Column("content_id", ID, nullable=False),
     Column("folder_id", ID),
     Column("changed_at", Float, nullable=False),

@@ -21,11 +21,23 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import DateTime, Engine, Table, create_engine, event, func, select, text, tuple_
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    Table,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from kt.data.schema import EVENTS
-from kt.store.schema import CATALOG_TABLES, catalog_changes, events, metadata
+from kt.store.schema import CATALOG_TABLES, PRUNED, catalog_changes, events, metadata
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(EVENTS.column_names)
 # the observable signals (read_fraction, dwell_seconds, ...): every event column after the keys
@@ -331,6 +343,23 @@ class EventStore:
         """The latest catalog change number (0 before any)."""
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.max(catalog_changes.c.seq))).scalar() or 0)
+
+    def prune_catalog_changes(self, before: float) -> int:
+        """Drop catalog change-log entries written before ``before`` (epoch seconds); returns how
+        many. The newest of them stays, turned into a ``pruned`` marker, so the change numbers
+        never go back and a process that had not applied the dropped entries sees the marker in
+        :meth:`catalog_changes_since` and reloads the whole catalog instead."""
+        c = catalog_changes.c
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CATALOG_WRITE_LOCK})
+            through = conn.execute(select(func.max(c.seq)).where(c.changed_at < before)).scalar()
+            if through is None:
+                return 0
+            dropped = conn.execute(delete(catalog_changes).where(c.seq < through)).rowcount or 0
+            marked = conn.execute(update(catalog_changes).where(c.seq == through, c.kind != PRUNED)
+                                  .values(kind=PRUNED, content_id="", folder_id=None)).rowcount or 0
+            return int(dropped + marked)
 
     def catalog_changes_since(self, seq: int) -> list[tuple[int, str, str, str | None]]:
         """(seq, kind, content_id, folder_id) of the catalog changes after ``seq``, in order."""

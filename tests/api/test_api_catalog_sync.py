@@ -4,8 +4,13 @@ are planned with by the other."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
+
 import pytest
 from api_helpers import API_KEY, make_settings
+
+from kt.store.schema import PRUNED
 
 
 @pytest.fixture
@@ -122,3 +127,64 @@ def test_folder_link_to_an_item_this_worker_never_saw(client):
     i = int(world.planner.catalog.index_of(["loader-only"])[0])
     assert i >= 0 and world.planner.graph.item_degree[i] == 1
     assert world.seq == services.store.catalog_seq()
+
+
+def test_identical_re_put_logs_nothing_and_keeps_cached_paths(client):
+    services = client.app.state.services
+    row = services.store.read_table("items").iloc[0]
+    same = {"content_id": row["content_id"], "title": row["title"], "url": row["url"], "language": row["language"],
+            "topics": row["topics"].split("|"), "difficulty": float(row["difficulty"]), "kind": row["kind"]}
+    user = _user(client)
+    client.get(f"/v1/users/{user}/path")
+    seq = services.store.catalog_seq()
+    assert client.put("/v1/items", json={"items": [same]}).json() == {"upserted": 1, "new": 0, "errors": []}
+    assert services.store.catalog_seq() == seq  # nothing changed, nothing logged
+    assert client.get(f"/v1/users/{user}/path").headers["X-Path-Cache"] == "hit"
+    stored = services.store.get_rows("items", [row["content_id"]])[0]["created_at"]
+    assert _as_utc(stored) == _as_utc(row["created_at"])  # an edit without created_at keeps the stored one
+    assert client.put("/v1/items", json={"items": [{**same, "title": "renamed"}]}).status_code == 200
+    assert services.store.catalog_seq() > seq
+    assert client.get(f"/v1/users/{user}/path").headers["X-Path-Cache"] == "miss"
+
+
+def _as_utc(value):
+    import pandas as pd
+
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts
+
+
+def test_a_worker_idle_past_the_log_retention_reloads_the_catalog(client, second_worker):
+    """Entries the second worker never applied are pruned: it sees the marker and reloads
+    the whole catalog, so the items (and folder links) written meanwhile still reach it."""
+    services = client.app.state.services
+    topics = services.store.read_table("topics")["topic_id"].tolist()
+    new = [{"content_id": f"idle-{i}", "title": f"I {i}", "url": f"https://example.org/i{i}", "language": "eo",
+            "topics": [topics[0]], "difficulty": 0.2, "kind": "article"} for i in range(4)]
+    other = second_worker.app.state.services
+    seq_before = other.world.seq
+    assert client.put("/v1/items", json={"items": new}).status_code == 200
+    body = {"folders": [{"folder_id": "idle-folder", "user_id": "u00000", "name": "Idle", "items": ["idle-0", "idle-1"]}]}
+    assert client.put("/v1/folders", json=body).status_code == 200
+    assert services.store.prune_catalog_changes(before=time.time() + 1) > 0
+    assert other.world.seq == seq_before  # it applied none of them
+    edges = other.world.planner.graph.n_edges
+    assert second_worker.get(f"/v1/users/{_user(client)}/path").status_code == 200
+    cat = other.world.planner.catalog
+    assert (cat.index_of([f"idle-{i}" for i in range(4)]) >= 0).all()
+    assert other.world.planner.graph.n_edges == edges + 2 and other.world.seq == services.store.catalog_seq()
+    assert other.models.current.extras["tracker"].catalog.item_topic["idle-3"] == topics[0]
+
+
+def test_catalog_writes_prune_the_log_at_most_every_so_often(client, monkeypatch):
+    services = client.app.state.services
+    monkeypatch.setattr(services, "_pruned_at", float("-inf"))
+    monkeypatch.setattr(services, "config", dataclasses.replace(services.config, catalog_log_retention_s=0.0))
+    row = services.store.read_table("items").iloc[1]
+    edit = {"content_id": row["content_id"], "title": "pruned soon", "url": row["url"], "language": row["language"],
+            "topics": row["topics"].split("|"), "difficulty": float(row["difficulty"]), "kind": row["kind"]}
+    assert client.put("/v1/items", json={"items": [edit]}).status_code == 200
+    kinds = [k for _, k, *_ in services.store.catalog_changes_since(0)]
+    assert kinds == [PRUNED]  # everything up to this write was older than a zero retention
+    assert client.put("/v1/items", json={"items": [{**edit, "title": "again"}]}).status_code == 200
+    assert [k for _, k, *_ in services.store.catalog_changes_since(0)] == [PRUNED, "item"]  # not pruned again yet

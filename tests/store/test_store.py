@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import pandas as pd
 import pytest
 
 from kt.store import EventStore
+from kt.store.schema import PRUNED
 
 
 def _event(i: int, user: str = "u1", content: str = "c1", minute: int | None = None, **kw) -> dict:
@@ -77,6 +79,24 @@ def test_catalog_upsert_updates_by_key(store):
     store.upsert("prerequisites", [{"topic_id": "T2", "prerequisite_id": "T1"}] * 2)
     assert store.counts()["prerequisites"] == 1
     assert [r["content_id"] for r in store.get_rows("items", ["c2", "nope"])] == ["c2"]
+
+
+def test_catalog_change_log_is_pruned_behind_a_marker(store):
+    item = {
+        "content_id": "c1", "title": "Intro", "url": "https://x/1", "language": "en", "topics": "T1",
+        "difficulty": 0.3, "kind": "article", "created_at": pd.Timestamp("2026-01-01", tz="UTC"),
+    }
+    for i in range(3):
+        store.upsert("items", [{**item, "content_id": f"c{i}"}], changes=[("item", f"c{i}", None)])
+    seqs = [s for s, *_ in store.catalog_changes_since(0)]
+    assert len(seqs) == 3 and store.prune_catalog_changes(before=0.0) == 0  # nothing that old
+    assert store.prune_catalog_changes(before=time.time() + 1) == 3  # two dropped, the newest marked
+    assert store.catalog_changes_since(0) == [(seqs[-1], PRUNED, "", None)]
+    assert store.catalog_seq() == seqs[-1]  # change numbers never go back
+    store.upsert("items", [{**item, "content_id": "c9"}], changes=[("item", "c9", None)])
+    later = store.catalog_changes_since(seqs[-1])
+    assert [k for _, k, *_ in later] == ["item"] and later[0][0] > seqs[-1]
+    assert store.prune_catalog_changes(before=0.0) == 0 and len(store.catalog_changes_since(0)) == 2
 
 
 def test_store_reopens_with_data(db_url):

@@ -49,14 +49,35 @@ def upsert_items(batch: ItemBatch, services: Services = Depends(get_services)) -
         raise HTTPException(status_code=422, detail={"message": "items reference unknown topics",
                                                      "errors": [e.model_dump() for e in errors]})
     now = datetime.now(UTC)
+    ids = list(dict.fromkeys(it.content_id for it in batch.items))
+    stored = {r["content_id"]: r for r in services.store.get_rows("items", ids)}
     rows = pd.DataFrame(
         [{**it.model_dump(exclude={"topics", "created_at"}), "topics": "|".join(it.topics),
-          "created_at": it.created_at or now} for it in batch.items]
+          # an edit that leaves created_at out keeps the stored one (it orders fresh items)
+          "created_at": it.created_at or (stored[it.content_id]["created_at"] if it.content_id in stored else now)}
+         for it in batch.items]
     ).drop_duplicates("content_id", keep="last")
-    existing = services.store.existing_ids("items", rows["content_id"])
-    services.store.upsert("items", rows, changes=[("item", c, None) for c in rows["content_id"]])
-    services.sync_catalog()  # this process's planner and tracker, before the response
-    return UpsertResponse(upserted=len(rows), new=int((~rows["content_id"].isin(existing)).sum()))
+    # only new or edited items go to the change log: re-putting an item as it is changes nothing
+    # any worker holds, so no cached learning path needs to expire for it
+    changed = [c for c, rec in zip(rows["content_id"], rows.to_dict("records"), strict=True)
+               if c not in stored or _edited(stored[c], rec)]
+    services.store.upsert("items", rows, changes=[("item", c, None) for c in changed])
+    if changed:
+        services.sync_catalog()  # this process's planner and tracker, before the response
+        services.prune_catalog_log()
+    return UpsertResponse(upserted=len(rows), new=int((~rows["content_id"].isin(stored)).sum()))
+
+
+def _edited(stored: dict, new: dict) -> bool:
+    """Whether an upserted item differs from its stored row in anything the planner reads."""
+    if any(str(stored[n]) != str(new[n]) for n in ("title", "url", "language", "topics", "kind")):
+        return True
+    return float(stored["difficulty"]) != float(new["difficulty"]) or _utc(stored["created_at"]) != _utc(new["created_at"])
+
+
+def _utc(value) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")  # SQLite hands back naive UTC
 
 
 def upsert_folders(batch: FolderBatch, services: Services = Depends(get_services)) -> UpsertResponse:
@@ -86,7 +107,9 @@ def upsert_folders(batch: FolderBatch, services: Services = Depends(get_services
         new_links = links[~links.set_index(["folder_id", "content_id"]).index.isin(already)]
         services.store.upsert("folder_items", links, changes=[
             ("folder_item", c, f) for f, c in zip(new_links["folder_id"], new_links["content_id"], strict=True)])
-        services.sync_catalog()
+        if len(new_links):
+            services.sync_catalog()
+            services.prune_catalog_log()
     return UpsertResponse(upserted=len(folders), new=int((~folders["folder_id"].isin(existing)).sum()))
 
 
