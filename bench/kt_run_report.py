@@ -1,6 +1,7 @@
-"""Turn one ``kt train`` report (its ``metrics.json``) into a bench results file and table.
+"""Turn ``kt train`` reports (their ``metrics.json``) into a bench results file and table.
 
     python -m bench.kt_run_report RUN_DIR/metrics.json NAME --command "kt train ..."
+    python -m bench.kt_run_report FOLD0/metrics.json ... FOLD4/metrics.json NAME   # one row per fold + mean
 
 Writes bench/results/NAME.json (the report as is) and NAME.md; ``make bench-readme`` copies the
 table into the README. Used for full protocol runs that outlast one bench invocation.
@@ -13,6 +14,8 @@ import json
 import shutil
 import sys
 from pathlib import Path
+
+import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PYKT_PUBLISHED = {("assist2015", "dkt"): 0.7271, ("assist2015", "sakt"): 0.7114, ("assist2015", "akt"): 0.7281}
@@ -45,16 +48,55 @@ def render(report: dict, command: str) -> str:
     ])
 
 
+def render_folds(reports: list[dict], command: str) -> str:
+    """One row per fold run and their mean ± standard deviation (pyKT reports 5-fold means)."""
+    data, model = reports[0]["data"], reports[0]["model"]
+    published = PYKT_PUBLISHED.get((data, model))
+    keys = [("valid", None, "auc"), ("test", "test", "auc"), ("test", "test", "acc"), ("window", "test_window", "auc"),
+            ("window", "test_window", "acc")]
+
+    def value(r, split, metric):
+        return r["best_valid_auc"] if split is None else r["test"].get(split, {}).get(metric, float("nan"))
+
+    rows = [
+        "| fold | epochs (best) | valid AUC | test AUC | test ACC | window test AUC | window test ACC |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(reports, key=lambda r: r["fold"]):
+        cells = " | ".join(f"{value(r, split, m):.4f}" for _, split, m in keys)
+        rows.append(f"| {r['fold']} | {r['epochs_run']} ({r['best_epoch'] + 1}) | {cells} |")
+    stats = []
+    for _, split, m in keys:
+        v = np.array([value(r, split, m) for r in reports], dtype=float)
+        stats.append(f"**{v.mean():.4f}** ± {v.std(ddof=1) if len(v) > 1 else 0.0:.4f}")
+    rows.append(f"| mean ± sd ({len(reports)} folds) | | " + " | ".join(stats) + " |")
+    test_mean = float(np.mean([value(r, "test", "auc") for r in reports]))
+    verdict = "" if published is None else (
+        f"pyKT's published 5-fold mean test AUC: {published:.4f}; ours {test_mean:.4f} "
+        f"({'at or above' if test_mean >= published else 'below'} it by {abs(test_mean - published):.4f})."
+    )
+    return "\n".join([
+        f"### KT protocol, {len(reports)} folds: our {model.upper()} on {data} ({reports[0]['device']})", "",
+        f"`{command}`", "", *rows, "", verdict, "",
+    ])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("metrics", type=Path)
+    ap.add_argument("metrics", type=Path, nargs="+", help="metrics.json of one run, or of each fold's run")
     ap.add_argument("name")
-    ap.add_argument("--command", default="kt train ...", help="the command that produced the run")
+    ap.add_argument("--command", default="kt train ...", help="the command that produced the run(s)")
     args = ap.parse_args(argv)
-    report = json.loads(args.metrics.read_text())
+    reports = [json.loads(p.read_text()) for p in args.metrics]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(args.metrics, RESULTS / f"{args.name}.json")
-    md = render(report, args.command)
+    if len(reports) == 1:
+        shutil.copyfile(args.metrics[0], RESULTS / f"{args.name}.json")
+        md = render(reports[0], args.command)
+    else:
+        if len({(r["data"], r["model"]) for r in reports}) > 1:
+            ap.error("fold reports must all be of the same dataset and model")
+        (RESULTS / f"{args.name}.json").write_text(json.dumps({"folds": reports}, indent=2))
+        md = render_folds(reports, args.command)
     (RESULTS / f"{args.name}.md").write_text(md)
     print(md)
     return 0

@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     result = outcome.result
     print(format_metrics_table(summary_rows(result)))
-    print(f"best epoch: {result.best_epoch} of {result.epochs_run} run")
+    print(f"best epoch: {result.best_epoch + 1} of {result.epochs_run} run")  # best_epoch counts from 0
     if outcome.run_id:
         print(f"mlflow run id: {outcome.run_id}")
     if outcome.model_version is not None:
