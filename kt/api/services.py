@@ -117,7 +117,11 @@ class Services:
         if now - self._pruned_at < self.config.catalog_prune_every_s:
             return 0
         self._pruned_at = now
-        return self.store.prune_catalog_changes(now - self.config.catalog_log_retention_s)
+        try:
+            return self.store.prune_catalog_changes(now - self.config.catalog_log_retention_s)
+        except Exception:  # housekeeping after a committed write: never fail that write's response
+            log.exception("pruning the catalog change log failed; retrying after catalog_prune_every_s")
+            return 0
 
     def learner(self) -> ServedLearner | None:
         served = self.models.current

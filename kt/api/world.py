@@ -121,9 +121,12 @@ class ServingWorld:
             if any(kind == PRUNED for _, kind, _, _ in changes):
                 # entries this process had not applied were pruned from the log: reload it all
                 log.warning("catalog change log pruned past this process (at %s): reloading the catalog", self.seq)
-                rows = store.read_table("items")
+                # links first: an item linked after this read is already in the items read next
+                # (items are never deleted); a link to an item still unknown is dropped below
                 links = store.read_table("folder_items")[["folder_id", "content_id"]]
-                unseen = []
+                rows = store.read_table("items")
+                linked = links["content_id"].unique()
+                unseen = linked[cat.index_of(linked) < 0]
             else:
                 links = pd.DataFrame([(f, c) for _, kind, c, f in changes if kind == "folder_item"],
                                      columns=["folder_id", "content_id"]).drop_duplicates()

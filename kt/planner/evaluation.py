@@ -113,15 +113,17 @@ class OracleLearner:
 
 
 class SimulatorGreedyPolicy:
-    """A ceiling, not a baseline: each step, the one-topic bundle with the largest expected gain in
+    """A ceiling reference, not a baseline: each step, the one-topic bundle with the largest expected gain in
     mean true mastery over the target topics, computed from the simulator's own equations
     (``kt.sim.dynamics``: learning rate, ZPD bump, prerequisite gate, latent state). No KT model
     can know these; the gap between this and the planner reading true mastery (``OracleLearner``)
     is what better planning, rather than better knowledge tracing, could still win.
 
-    Per target topic, items are picked greedily (expected gain, the topic's mastery advanced by
-    each pick's expected gain); the topic whose bundle gains most wins; items go easy to hard.
-    Needs :class:`OracleLearner` as its learner model (for the environment).
+    Per target topic, items are picked greedily (expected gain at the time the bundle will be
+    read, the topic's mastery advanced by each pick's expected gain); the topic whose bundle
+    gains most wins; items are returned in pick order. Greedy and one topic at a time, so a
+    reference rather than a proven upper bound. Needs :class:`OracleLearner` as its learner
+    model (for the environment).
     """
 
     name, uses_learner = "ceiling: greedy on the simulator's true gain", True
@@ -141,7 +143,8 @@ class SimulatorGreedyPolicy:
         cids = cat.content_ids[items]
         ii = np.array([env.item_index(c) for c in cids], dtype=np.int64)
         u = env.user_index(req.user_id)
-        m0 = env.state.mastery_at(np.array([u]), float(env.state.clock[u]), cfg)[0]
+        at = max(float(env.state.clock[u]) if req.at is None else req.at, float(env.state.last[u].max()))
+        m0 = env.state.mastery_at(np.array([u]), at, cfg)[0]  # forgetting up to when the bundle is read
         weight = np.zeros(len(m0))
         weight[[env.topic_index(t) for t in req.target_topics]] = 1.0
         best: tuple[float, list[int]] = (-1.0, [])
@@ -169,8 +172,7 @@ class SimulatorGreedyPolicy:
                     m[k2[j]] += gain2[j]
             if total > best[0]:
                 best = (total, picked)
-        chosen = sorted(best[1], key=lambda j: sim.difficulty[ii[j]])
-        return cids[chosen].tolist()
+        return cids[best[1]].tolist()  # in pick order: the order the gains were computed for
 
 
 @dataclass
@@ -256,7 +258,8 @@ def run_policy(
     for s in range(1, config.steps + 1):
         step_events = []
         for u in setup.users:
-            req = Request(u, hist[u], setup.languages[u], [setup.goals[u]], setup.targets[u], config.bundle_size)
+            req = Request(u, hist[u], setup.languages[u], [setup.goals[u]], setup.targets[u], config.bundle_size,
+                          at=t0[u] + s * gap)
             bundle = policy.recommend(req, learner, rng)
             if not bundle:
                 continue

@@ -36,6 +36,7 @@ class Request:
     goal_topics: list[str]
     target_topics: list[str]  # goal topics and their prerequisite ancestors
     size: int
+    at: float | None = None  # simulator seconds the bundle will be read at (for policies that read the simulator)
 
 
 class Policy(Protocol):

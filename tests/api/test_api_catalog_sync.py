@@ -144,6 +144,8 @@ def test_identical_re_put_logs_nothing_and_keeps_cached_paths(client):
     assert _as_utc(stored) == _as_utc(row["created_at"])  # an edit without created_at keeps the stored one
     assert client.put("/v1/items", json={"items": [{**same, "title": "renamed"}]}).status_code == 200
     assert services.store.catalog_seq() > seq
+    edited = services.store.get_rows("items", [row["content_id"]])[0]
+    assert edited["title"] == "renamed" and _as_utc(edited["created_at"]) == _as_utc(row["created_at"])
     assert client.get(f"/v1/users/{user}/path").headers["X-Path-Cache"] == "miss"
 
 

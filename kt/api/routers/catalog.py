@@ -57,12 +57,14 @@ def upsert_items(batch: ItemBatch, services: Services = Depends(get_services)) -
           "created_at": it.created_at or (stored[it.content_id]["created_at"] if it.content_id in stored else now)}
          for it in batch.items]
     ).drop_duplicates("content_id", keep="last")
-    # only new or edited items go to the change log: re-putting an item as it is changes nothing
-    # any worker holds, so no cached learning path needs to expire for it
-    changed = [c for c, rec in zip(rows["content_id"], rows.to_dict("records"), strict=True)
-               if c not in stored or _edited(stored[c], rec)]
-    services.store.upsert("items", rows, changes=[("item", c, None) for c in changed])
-    if changed:
+    # only new or edited items are written and logged: re-putting an item as it is changes
+    # nothing any worker holds, so no cached learning path expires for it. Not writing it also
+    # keeps a concurrent edit of the same item (logged, so replayed everywhere) from being
+    # overwritten by the stale unlogged copy.
+    changed = rows[[c not in stored or _edited(stored[c], rec)
+                    for c, rec in zip(rows["content_id"], rows.to_dict("records"), strict=True)]]
+    if len(changed):
+        services.store.upsert("items", changed, changes=[("item", c, None) for c in changed["content_id"]])
         services.sync_catalog()  # this process's planner and tracker, before the response
         services.prune_catalog_log()
     return UpsertResponse(upserted=len(rows), new=int((~rows["content_id"].isin(stored)).sum()))
