@@ -121,7 +121,7 @@ class SimulatorGreedyPolicy:
 
     Per target topic, items are picked greedily (expected gain at the time the bundle will be
     read, the topic's mastery advanced by each pick's expected gain); the topic whose bundle
-    gains most wins; items are returned in pick order. Greedy and one topic at a time, so a
+    gains most wins; items go easy to hard. Greedy and one topic at a time, so a
     reference rather than a proven upper bound. Needs :class:`OracleLearner` as its learner
     model (for the environment).
     """
@@ -172,7 +172,9 @@ class SimulatorGreedyPolicy:
                     m[k2[j]] += gain2[j]
             if total > best[0]:
                 best = (total, picked)
-        return cids[best[1]].tolist()  # in pick order: the order the gains were computed for
+        # easy to hard, like the planner's bundles: measured better than the pick order (E_p 0.321
+        # vs 0.315), as each item raises mastery toward the next, harder one's ZPD
+        return cids[sorted(best[1], key=lambda j: sim.difficulty[ii[j]])].tolist()
 
 
 @dataclass

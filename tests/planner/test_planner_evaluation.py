@@ -88,6 +88,7 @@ def test_simulator_greedy_ceiling_learns_more_than_random_and_is_no_baseline(tin
     allowed = set(tiny["catalog"].content_ids[target_items(tiny["catalog"], req)].tolist())
     assert 0 < len(bundle) <= 3 and set(bundle) <= allowed
     assert len({topics[0] for topics in env.item_topics(bundle)}) == 1  # one primary topic
+    assert np.all(np.diff(env.difficulty(bundle)) >= 0)  # easy to hard
     random_policy = baseline_policies(planner, world.events["content_id"].value_counts())[0]
     results = evaluate([random_policy, ceiling], env, setup, planner, world.items, lambda e: OracleLearner(e), cfg)
     assert results[1].e_p > results[0].e_p
