@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
+import pandas as pd
 import pytest
 from api_helpers import API_KEY, make_settings
 
@@ -190,3 +191,20 @@ def test_catalog_writes_prune_the_log_at_most_every_so_often(client, monkeypatch
     assert kinds == [PRUNED]  # everything up to this write was older than a zero retention
     assert client.put("/v1/items", json={"items": [{**edit, "title": "again"}]}).status_code == 200
     assert [k for _, k, *_ in services.store.catalog_changes_since(0)] == [PRUNED, "item"]  # not pruned again yet
+
+
+def test_a_reload_skips_folder_links_to_items_the_store_does_not_hold(client, second_worker):
+    """A full reload reads folder links before items; a link whose item it cannot find (a loader
+    wrote it, or it landed between the two reads) is skipped, not a failed request."""
+    services = client.app.state.services
+    now = pd.Timestamp.now(tz="UTC")
+    services.store.upsert("folder_items", [{"folder_id": "orphan-folder", "content_id": "no-such-item", "added_at": now}])
+    row = services.store.read_table("items").iloc[2]
+    edit = {"content_id": row["content_id"], "title": "reloaded", "url": row["url"], "language": row["language"],
+            "topics": row["topics"].split("|"), "difficulty": float(row["difficulty"]), "kind": row["kind"]}
+    assert client.put("/v1/items", json={"items": [edit]}).status_code == 200
+    assert services.store.prune_catalog_changes(before=time.time() + 1) > 0
+    assert second_worker.get(f"/v1/users/{_user(client)}/path").status_code == 200
+    other = second_worker.app.state.services.world
+    assert other.seq == services.store.catalog_seq()
+    assert other.planner.catalog.index_of(["no-such-item"])[0] < 0
