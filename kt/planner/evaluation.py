@@ -113,17 +113,16 @@ class OracleLearner:
 
 
 class SimulatorGreedyPolicy:
-    """A ceiling reference, not a baseline: each step, the one-topic bundle with the largest expected gain in
-    mean true mastery over the target topics, computed from the simulator's own equations
-    (``kt.sim.dynamics``: learning rate, ZPD bump, prerequisite gate, latent state). No KT model
-    can know these; the gap between this and the planner reading true mastery (``OracleLearner``)
-    is what better planning, rather than better knowledge tracing, could still win.
+    """A ceiling reference, not a baseline: each step, the one-topic bundle with the largest
+    expected gain in mean true mastery over the target topics, computed from the simulator's own
+    equations (``kt.sim.dynamics``: learning rate, ZPD bump, prerequisite gate, latent state).
+    No KT model can know these; the gap between this and the planner reading true mastery
+    (``OracleLearner``) is what better planning, rather than better knowledge tracing, could win.
 
     Per target topic, items are picked greedily (expected gain at the time the bundle will be
     read, the topic's mastery advanced by each pick's expected gain); the topic whose bundle
-    gains most wins; items go easy to hard. Greedy and one topic at a time, so a
-    reference rather than a proven upper bound. Needs :class:`OracleLearner` as its learner
-    model (for the environment).
+    gains most wins; items go easy to hard. Greedy and one topic at a time: a reference, not a
+    proven upper bound. Needs :class:`OracleLearner` as its learner model (for the environment).
     """
 
     name, uses_learner = "ceiling: greedy on the simulator's true gain", True
