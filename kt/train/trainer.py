@@ -13,6 +13,7 @@ window. Position 0 has no history; pyKT trains and evaluates from the second int
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import sys
 import time
@@ -51,6 +52,9 @@ class TrainConfig:
     device: "auto" (CUDA when visible), "cpu", "cuda", "cuda:1". amp: bf16 autocast on CUDA.
     num_workers: DataLoader processes building batches (0 = inline).
     grad_clip: max global grad norm, 0 = off. scheduler: "none", "cosine" or "plateau".
+    ema_decay: > 0 keeps an exponential moving average of the weights, updated after every
+      step (Polyak averaging, as in SWA/EMA practice); validation scores the average, and the
+      best average is the model kept. 0 = off.
     progress: tqdm bars; None = only when stderr is a terminal.
     """
 
@@ -66,6 +70,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 0.0
     scheduler: str = "none"
+    ema_decay: float = 0.0
     seed: int = 0
     device: str = "auto"
     amp: bool = True
@@ -107,6 +112,43 @@ class TrainResult:
     valid_size: int  # evaluated validation positions
     device: str
     world_size: int
+
+
+class WeightAverage:
+    """Exponential moving average of a model's floating-point weights and buffers."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.model = model
+        self.decay = decay
+        live = model.state_dict()  # tensors sharing storage with the parameters
+        self.names = [k for k, v in live.items() if v.dtype.is_floating_point]
+        self.live = [live[k] for k in self.names]
+        self.avg = [v.detach().clone() for v in self.live]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        torch._foreach_lerp_(self.avg, self.live, 1.0 - self.decay)
+
+    @contextlib.contextmanager
+    def swapped_in(self):
+        """The average in the model's weights for the block; the live weights back after."""
+        saved = [v.detach().clone() for v in self.live]
+        with torch.no_grad():
+            torch._foreach_copy_(self.live, self.avg)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(self.live, saved)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu() for k, v in zip(self.names, self.avg, strict=True)}
+
+    def load(self, state: dict[str, torch.Tensor] | None) -> None:
+        if state:  # a last.pt written without averaging starts the average from the weights
+            with torch.no_grad():
+                for k, v in zip(self.names, self.avg, strict=True):
+                    v.copy_(state[k].to(v.device))
 
 
 def seed_everything(seed: int) -> None:
@@ -228,6 +270,12 @@ def train(
         if state.get("rng"):
             set_rng_state(state["rng"])
 
+    if not 0.0 <= config.ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be in [0, 1) (got {config.ema_decay})")
+    ema = WeightAverage(model, config.ema_decay) if config.ema_decay > 0 else None
+    if ema is not None and resume and (ckpt_dir / LAST_CHECKPOINT).is_file():
+        ema.load(read_checkpoint(ckpt_dir / LAST_CHECKPOINT, map_location=device)["meta"].get("ema_state"))
+
     net: torch.nn.Module = model
     if dist_info.enabled:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -274,6 +322,8 @@ def train(
             if config.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
+            if ema is not None:
+                ema.update()
             loss_sum += float(bce.detach()) * n
             n_pos += n
             n_inter += int(batch.mask.sum())
@@ -284,10 +334,13 @@ def train(
         train_seconds = time.perf_counter() - t0
         loss_sum, n_pos, n_inter = all_reduce_sum([loss_sum, n_pos, n_inter], device)
 
-        valid = evaluate(
-            model, splits.valid, config.eval_batch_size, config.max_len, device=device, amp=config.amp,
-            rank=dist_info.rank, world_size=dist_info.world_size,
-        )
+        with ema.swapped_in() if ema is not None else contextlib.nullcontext():
+            valid = evaluate(
+                model, splits.valid, config.eval_batch_size, config.max_len, device=device, amp=config.amp,
+                rank=dist_info.rank, world_size=dist_info.world_size,
+            )
+            if valid["auc"] > best_auc:  # the weights validation scored: the average when there is one
+                candidate = {k: v.detach().clone() for k, v in model.state_dict().items()}
         epoch_seconds = time.perf_counter() - t0
         valid_size = valid["n"]
         row = {
@@ -306,7 +359,7 @@ def train(
         improved = valid["auc"] > best_auc  # NaN (one-class valid set) never improves
         if improved:
             best_auc, best_epoch, bad_epochs = valid["auc"], epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = candidate
         else:
             bad_epochs += 1
         if scheduler is not None:
@@ -327,8 +380,12 @@ def train(
             )
             progress = {"best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history}
             if improved:
-                save_checkpoint(ckpt_dir / BEST_CHECKPOINT, model, epoch=epoch, meta={**run_meta, "progress": progress}, **common)
-            save_checkpoint(ckpt_dir / LAST_CHECKPOINT, model, epoch=epoch, meta={**run_meta, "progress": progress}, **common)
+                save_checkpoint(ckpt_dir / BEST_CHECKPOINT, model, epoch=epoch, state_dict=best_state,
+                                meta={**run_meta, "progress": progress}, **common)
+            last_meta = {**run_meta, "progress": progress}
+            if ema is not None:
+                last_meta["ema_state"] = ema.state()
+            save_checkpoint(ckpt_dir / LAST_CHECKPOINT, model, epoch=epoch, meta=last_meta, **common)
         barrier()
 
     # Restore the best epoch's weights, then score the test splits with them.

@@ -6,7 +6,7 @@ import torch
 
 from kt.models.checkpoint import load_checkpoint, read_checkpoint
 from kt.train.evaluate import evaluate, predict
-from kt.train.trainer import TrainConfig, train
+from kt.train.trainer import TrainConfig, WeightAverage, train
 
 
 def tiny_config(**kw) -> TrainConfig:
@@ -88,6 +88,36 @@ def test_resume_continues_to_the_same_weights(tiny_splits, tmp_path):
     for k in a["state_dict"]:
         assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
     assert int(b["optimizer"]["state"][0]["step"]) == int(a["optimizer"]["state"][0]["step"])
+
+
+def test_weight_average_moves_toward_the_live_weights_and_swaps_back():
+    lin = torch.nn.Linear(2, 1)
+    start = lin.weight.detach().clone()
+    avg = WeightAverage(lin, decay=0.75)
+    with torch.no_grad():
+        lin.weight.add_(4.0)
+    avg.update()  # avg = 0.75 start + 0.25 (start + 4)
+    with avg.swapped_in():
+        assert torch.allclose(lin.weight, start + 1.0)
+    assert torch.allclose(lin.weight, start + 4.0)  # the live weights are back
+
+
+def test_weight_averaging_keeps_and_resumes_the_average(tiny_splits, tmp_path):
+    plain = train(tiny_config(max_epochs=3), tiny_splits, checkpoint_dir=tmp_path / "plain")
+    averaged = train(tiny_config(max_epochs=3, ema_decay=0.9), tiny_splits, checkpoint_dir=tmp_path / "avg")
+    # same seed and batches, so the live weights are the plain run's; validation scored the average
+    assert [h["train_loss"] for h in averaged.history] == [h["train_loss"] for h in plain.history]
+    assert [h["valid_auc"] for h in averaged.history] != [h["valid_auc"] for h in plain.history]
+    again = evaluate(averaged.model, tiny_splits.valid, 64, device="cpu")
+    assert again["auc"] == pytest.approx(averaged.best_valid_auc, abs=1e-9)  # the kept model is the best average
+    best = read_checkpoint(averaged.checkpoint_path)
+    for k, v in averaged.model.state_dict().items():
+        assert torch.equal(v, best["state_dict"][k])
+    # resuming carries the average on: the same numbers as one straight run
+    train(tiny_config(max_epochs=2, ema_decay=0.9), tiny_splits, checkpoint_dir=tmp_path / "resumed")
+    assert read_checkpoint(tmp_path / "resumed" / "last.pt")["meta"]["ema_state"]
+    resumed = train(tiny_config(max_epochs=3, ema_decay=0.9), tiny_splits, checkpoint_dir=tmp_path / "resumed", resume=True)
+    assert _numbers(resumed.history) == _numbers(averaged.history)
 
 
 def test_token_budget_and_scheduler_options_train(tiny_splits, tmp_path):
