@@ -118,7 +118,6 @@ class WeightAverage:
     """Exponential moving average of a model's floating-point weights and buffers."""
 
     def __init__(self, model: torch.nn.Module, decay: float) -> None:
-        self.model = model
         self.decay = decay
         live = model.state_dict()  # tensors sharing storage with the parameters
         self.names = [k for k, v in live.items() if v.dtype.is_floating_point]
