@@ -247,7 +247,11 @@ def _metrics_latency(url: str) -> dict:
 def run_once(settings, work: Path, users: list[str], workers: int, args, log) -> dict:
     """Start ``kt serve`` with ``workers`` processes, run the three load phases, stop it."""
     from kt.api.live import LiveServer
+    from kt.store import EventStore
 
+    store = EventStore(settings.db_url)
+    store.clear_cached_paths()  # every run starts cold: no paths shared from an earlier run
+    store.close()
     t = time.perf_counter()
     server = LiveServer(settings.home, settings.db_url, API_KEY, work / "serve.log", poll_seconds=5.0,
                         workers=workers).start(timeout=1800)

@@ -9,15 +9,28 @@ again, byte for byte, until one of those changes; the key carries the parameters
 carries the three versions it was computed under, checked on every read.
 
 Entries hold the encoded JSON body (a few kB), not response objects, and the least recently
-read ones go first. Each worker process has its own cache; the version check keeps them all
-correct without any coordination.
+read ones go first. Each worker process has its own LRU; with a ``store`` behind it, every
+computed path is also written to the store's ``path_cache`` table (compressed), and a local miss
+reads it from there, so a path computed by one worker process (or before a restart) is served by
+all of them. The stamps make both levels correct without any coordination. The catalog stamp is
+the store's catalog change number the world has applied (:attr:`ServingWorld.seq`), the same in
+every process that has caught up. Two processes at the same stamps may compute different but
+equally valid plans (their catalogs index items in different orders); whichever was stored is
+served.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import threading
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
+
+from kt.store import EventStore
+
+log = logging.getLogger("kt.api")
 
 PathKey = tuple[str, int, int, tuple[str, ...], tuple[str, ...]]  # user, bundles, size, languages, goals
 
@@ -31,26 +44,56 @@ class PathEntry:
 
 
 class PathCache:
-    """A bounded LRU of encoded learning paths; ``capacity`` 0 turns it off."""
+    """A bounded LRU of encoded learning paths, optionally backed by the store's shared table;
+    ``capacity`` 0 turns both off."""
 
-    def __init__(self, capacity: int = 20_000) -> None:
+    def __init__(self, capacity: int = 20_000, store: EventStore | None = None) -> None:
         self.capacity = capacity
+        self.store = store
         self._entries: OrderedDict[PathKey, PathEntry] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: PathKey, n_events: int, catalog_version: int, model_version: int) -> bytes | None:
-        """The body stored for ``key`` if it was computed under these versions, else None."""
+    def get(self, key: PathKey, n_events: int, catalog_version: int, model_version: int) -> tuple[bytes, str] | None:
+        """(body, "hit" from this process | "shared" from the store) if ``key`` was computed
+        under these versions, else None."""
+        stamps = (n_events, catalog_version, model_version)
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None and (entry.n_events, entry.catalog_version, entry.model_version) == (
-                n_events, catalog_version, model_version):
+            if entry is not None and (entry.n_events, entry.catalog_version, entry.model_version) == stamps:
                 self._entries.move_to_end(key)
-                return entry.body
+                return entry.body, "hit"
+        if self.store is None or self.capacity <= 0:
             return None
+        try:
+            row = self.store.cached_path(_digest(key))
+        except Exception:  # the shared level is an optimisation: a store hiccup is a miss
+            log.exception("reading the shared path cache failed")
+            return None
+        if row is None or row[:3] != stamps:
+            return None
+        body = zlib.decompress(row[3])
+        self._remember(key, PathEntry(*stamps, body))
+        return body, "shared"
 
     def put(self, key: PathKey, entry: PathEntry) -> None:
         if self.capacity <= 0:
             return
+        self._remember(key, entry)
+        if self.store is not None:
+            try:
+                self.store.put_cached_path(_digest(key), entry.n_events, entry.catalog_version, entry.model_version,
+                                           zlib.compress(entry.body, 1))
+            except Exception:
+                log.exception("writing the shared path cache failed")
+
+    def clear(self, shared: bool = True) -> None:
+        """Forget every entry of this process, and with ``shared`` the store's as well."""
+        with self._lock:
+            self._entries.clear()
+        if shared and self.store is not None:
+            self.store.clear_cached_paths()
+
+    def _remember(self, key: PathKey, entry: PathEntry) -> None:
         with self._lock:
             self._entries[key] = entry
             self._entries.move_to_end(key)
@@ -59,3 +102,8 @@ class PathCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _digest(key: PathKey) -> str:
+    """The shared table's key: user ids and topic ids may be long, the digest is not."""
+    return hashlib.sha256(repr(key).encode()).hexdigest()

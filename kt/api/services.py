@@ -42,6 +42,8 @@ class ApiConfig:
     a large cache makes full collections pause every request (measured ~0.1 s at 5 000 tables).
     path_cache_size: learning paths kept (encoded, a few kB each) until the user's events, the
     catalog or the champion change; 0 turns the cache off (:mod:`kt.api.path_cache`).
+    shared_path_cache: also keep every computed path in the store, so every worker process
+    (and a restarted one) serves it; a local miss then costs one indexed read.
     plan_concurrency: paths and mastery tables computed at once per process; the rest wait
     their turn. Planning is CPU-bound Python and numpy under the GIL, so extra threads add no
     throughput, and many of them hand the GIL back and forth on every numpy call: measured on
@@ -60,6 +62,7 @@ class ApiConfig:
     history_limit: int = 200
     mastery_cache_size: int = 1_000
     path_cache_size: int = 20_000
+    shared_path_cache: bool = True
     plan_concurrency: int = 1
     catalog_log_retention_s: float = 7 * 86_400.0
     catalog_prune_every_s: float = 3_600.0
@@ -169,7 +172,7 @@ def build_services(settings: Settings, config: ApiConfig, metrics: ApiMetrics,
         on_swap=lambda served: (metrics.model_version.set(served.version), metrics.model_swaps.inc()),
     )
     services = Services(settings=settings, config=config, store=store, metrics=metrics, rule=OutcomeRule(),
-                        world=world, models=models, paths=PathCache(config.path_cache_size),
+                        world=world, models=models, paths=PathCache(config.path_cache_size, store if config.shared_path_cache else None),
                         plan_limiter=anyio.CapacityLimiter(max(1, config.plan_concurrency)))
     if not models.refresh() and models.current is None:
         msg = models.last_error or f"no champion for {settings.registered_model!r} in {settings.mlflow_tracking_uri}"

@@ -80,8 +80,8 @@ class ServingWorld:
         self.items = items  # the catalog's items table (content_id, topics, ...) at startup
         self.added: list[tuple[int, pd.DataFrame]] = []  # (generation, items) added or edited since startup
         self.generation = 0
-        self.version = 0  # bumped by every catalog change (items or folder edges): cached paths expire
-        self.seq = seq  # the last entry of the store's catalog change log applied here
+        # the last entry of the store's catalog change log applied here; cached paths carry it
+        self.seq = seq
         self._catch_up_lock = threading.Lock()
 
     @classmethod
@@ -108,9 +108,9 @@ class ServingWorld:
         cheap when nothing changed (one indexed query, skipped when the caller passes the
         ``latest`` seq it just read).
 
-        :attr:`version` moves last: a request that reads the new version before planning sees
-        everything it covers (a request that read the old one caches its path under the old
-        version, which the next read recomputes)."""
+        :attr:`seq` moves last: a request that reads the new seq before planning sees everything
+        it covers (a request that read the old one caches its path under the old seq, which the
+        next read recomputes)."""
         if (store.catalog_seq() if latest is None else latest) <= self.seq:
             return
         with self._catch_up_lock:
@@ -155,7 +155,6 @@ class ServingWorld:
                 if len(links):
                     self.planner.graph.add_folder_items(links, cat)
                 self.seq = changes[-1][0]
-                self.version += 1
 
     def known_topics(self) -> set[str]:
         return set(self.planner.prerequisites.topics) | set(self.planner.catalog.topics.tokens)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     SmallInteger,
@@ -114,6 +115,19 @@ catalog_changes = Table(
     Column("content_id", ID, nullable=False),
     Column("folder_id", ID),
     Column("changed_at", Float, nullable=False),
+)
+
+# Learning paths shared by every API worker process (kt.api.path_cache): one row per request
+# key (a digest of user and parameters), valid while its three stamps match the current ones.
+path_cache = Table(
+    "path_cache",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("n_events", BigInteger, nullable=False),
+    Column("catalog_seq", BigInteger, nullable=False),
+    Column("model_version", Integer, nullable=False),
+    Column("body", LargeBinary, nullable=False),  # zlib-compressed JSON response body
+    Column("updated_at", Float, nullable=False),
 )
 
 CATALOG_TABLES = {

@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from kt.data.schema import EVENTS
-from kt.store.schema import CATALOG_TABLES, PRUNED, catalog_changes, events, metadata
+from kt.store.schema import CATALOG_TABLES, PRUNED, catalog_changes, events, metadata, path_cache
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(EVENTS.column_names)
 # the observable signals (read_fraction, dwell_seconds, ...): every event column after the keys
@@ -231,6 +231,29 @@ class EventStore:
         with self.engine.connect() as conn:
             n_all, n_inter = conn.execute(q).one()
         return int(n_all), int(n_inter)
+
+    # ------------------------------------------------------------------ shared path cache
+    def cached_path(self, key: str) -> tuple[int, int, int, bytes] | None:
+        """(n_events, catalog_seq, model_version, body) stored under ``key``, or None."""
+        c = path_cache.c
+        q = select(c.n_events, c.catalog_seq, c.model_version, c.body).where(c.key == key)
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return None if row is None else (int(row[0]), int(row[1]), int(row[2]), bytes(row[3]))
+
+    def put_cached_path(self, key: str, n_events: int, catalog_seq: int, model_version: int, body: bytes) -> None:
+        """Store (or replace) the entry under ``key``."""
+        row = {"key": key, "n_events": int(n_events), "catalog_seq": int(catalog_seq),
+               "model_version": int(model_version), "body": body, "updated_at": time.time()}
+        ins = _INSERTS[self.dialect](path_cache)
+        stmt = ins.on_conflict_do_update(index_elements=["key"], set_={k: ins.excluded[k] for k in row if k != "key"})
+        with self.engine.begin() as conn:
+            conn.execute(stmt, row)
+
+    def clear_cached_paths(self) -> int:
+        """Empty the shared path cache (benchmarks, operators); returns the rows removed."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(path_cache)).rowcount or 0)
 
     def user_interaction_count(self, user_id: str) -> int:
         """Events of a user that are KT interactions (outcome not ambiguous)."""

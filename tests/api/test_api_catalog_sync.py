@@ -109,7 +109,7 @@ def test_a_path_planned_during_a_catalog_update_is_not_cached_stale(client):
         tracker_catalog.add_items = add
     racing[0].join(60)
     cached = client.get(f"/v1/users/{user}/path", params={"bundles": 2, "size": 4, "lang": ["eo"]})
-    services.paths._entries.clear()
+    services.paths.clear()
     fresh = client.get(f"/v1/users/{user}/path", params={"bundles": 2, "size": 4, "lang": ["eo"]})
     assert fresh.headers["X-Path-Cache"] == "miss" and cached.content == fresh.content
     assert b"mid-" in fresh.content and b"null" not in fresh.content  # every new item has a prediction
@@ -208,3 +208,21 @@ def test_a_reload_skips_folder_links_to_items_the_store_does_not_hold(client, se
     other = second_worker.app.state.services.world
     assert other.seq == services.store.catalog_seq()
     assert other.planner.catalog.index_of(["no-such-item"])[0] < 0
+
+
+def test_a_path_computed_by_one_worker_is_served_by_the_other(client, second_worker):
+    """The shared level of the path cache: the second process answers from the store, byte for
+    byte, until the user's events or the catalog move on."""
+    services = client.app.state.services
+    user = _user(client)
+    first = client.get(f"/v1/users/{user}/path")
+    assert first.headers["X-Path-Cache"] == "miss"
+    shared = second_worker.get(f"/v1/users/{user}/path")
+    assert shared.headers["X-Path-Cache"] == "shared" and shared.content == first.content
+    assert second_worker.get(f"/v1/users/{user}/path").headers["X-Path-Cache"] == "hit"  # now in its own LRU too
+    topic = services.store.read_table("topics")["topic_id"].iloc[0]
+    item = {"content_id": "shared-new", "title": "N", "url": "https://example.org/sn", "language": "en",
+            "topics": [topic], "difficulty": 0.3, "kind": "article"}
+    assert client.put("/v1/items", json={"items": [item]}).status_code == 200
+    assert second_worker.get(f"/v1/users/{user}/path").headers["X-Path-Cache"] == "miss"  # the catalog moved on
+    assert client.get(f"/v1/users/{user}/path").headers["X-Path-Cache"] == "shared"  # computed by the other

@@ -22,7 +22,10 @@ def test_second_read_is_a_hit_and_equals_a_recompute(client):
     first = _path(client, user)
     assert first[0] == "miss"
     assert _path(client, user) == ("hit", first[1])
-    client.app.state.services.paths._entries.clear()
+    paths = client.app.state.services.paths
+    paths.clear(shared=False)
+    assert _path(client, user) == ("shared", first[1])  # this process forgot it; the store kept it
+    paths.clear()
     assert _path(client, user) == ("miss", first[1])  # the plan is deterministic: the cache changes nothing
     assert _path(client, user, size=5)[0] == "miss"  # other parameters, other entry
     assert _path(client, user, size=5)[0] == "hit"
@@ -66,12 +69,12 @@ def test_lru_bound_versions_and_off_switch():
     for u in ("a", "b", "c"):
         cache.put(key(u), PathEntry(1, 0, 7, u.encode()))
     assert len(cache) == 2 and cache.get(key("a"), 1, 0, 7) is None  # the oldest went first
-    assert cache.get(key("b"), 1, 0, 7) == b"b"
+    assert cache.get(key("b"), 1, 0, 7) == (b"b", "hit")
     assert cache.get(key("b"), 2, 0, 7) is None  # the user has a new event
     assert cache.get(key("b"), 1, 1, 7) is None  # the catalog changed
     assert cache.get(key("b"), 1, 0, 8) is None  # another champion
     cache.put(key("d"), PathEntry(1, 0, 7, b"d"))
-    assert cache.get(key("b"), 1, 0, 7) == b"b" and cache.get(key("c"), 1, 0, 7) is None  # b was read last
+    assert cache.get(key("b"), 1, 0, 7) == (b"b", "hit") and cache.get(key("c"), 1, 0, 7) is None  # b was read last
     off = PathCache(capacity=0)
     off.put(key("a"), PathEntry(1, 0, 7, b"a"))
     assert len(off) == 0 and off.get(key("a"), 1, 0, 7) is None
@@ -102,7 +105,7 @@ def test_plans_take_turns_under_concurrent_requests(client):
                 active -= 1
 
     def run() -> list[int]:
-        services.paths._entries.clear()
+        services.paths.clear()
         with ThreadPoolExecutor(8) as pool:
             return list(pool.map(lambda u: client.get(f"/v1/users/{u}/path").status_code, users))
 
@@ -148,3 +151,24 @@ def test_requests_waiting_for_a_plan_do_not_hold_up_probes_or_ingest(client):
         planner.plan = plan
     assert [f.result(timeout=120).status_code for f in pending] == [200] * 45
     pool.shutdown()
+
+
+def test_shared_level_keeps_entries_across_processes_and_checks_stamps(tmp_path):
+    from kt.store import EventStore
+
+    store = EventStore(f"sqlite:///{tmp_path / 's.db'}")
+    try:
+        one, two = PathCache(capacity=4, store=store), PathCache(capacity=4, store=store)
+        key = ("u1", 3, 5, ("en",), ("t1",))
+        one.put(key, PathEntry(3, 10, 2, b'{"path": 1}'))
+        assert two.get(key, 3, 10, 2) == (b'{"path": 1}', "shared")  # another process's entry
+        assert two.get(key, 3, 10, 2) == (b'{"path": 1}', "hit")  # now in its own LRU
+        assert two.get(key, 4, 10, 2) is None and two.get(key, 3, 11, 2) is None and two.get(key, 3, 10, 3) is None
+        assert PathCache(capacity=4, store=store).get(("u2", 3, 5, (), ()), 3, 10, 2) is None
+        one.clear()
+        assert PathCache(capacity=4, store=store).get(key, 3, 10, 2) is None
+        off = PathCache(capacity=0, store=store)
+        off.put(key, PathEntry(3, 10, 2, b"x"))
+        assert off.get(key, 3, 10, 2) is None and store.clear_cached_paths() == 0  # an off cache writes nothing
+    finally:
+        store.close()
