@@ -47,9 +47,12 @@ class PathCache:
     """A bounded LRU of encoded learning paths, optionally backed by the store's shared table;
     ``capacity`` 0 turns both off."""
 
-    def __init__(self, capacity: int = 20_000, store: EventStore | None = None) -> None:
+    def __init__(self, capacity: int = 20_000, store: EventStore | None = None, namespace: str = "") -> None:
         self.capacity = capacity
         self.store = store
+        # what else a plan depends on (code version, planner settings...): part of the shared key,
+        # so a deploy that changes them never serves the paths of the one before
+        self.namespace = namespace
         self._entries: OrderedDict[PathKey, PathEntry] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -65,13 +68,13 @@ class PathCache:
         if self.store is None or self.capacity <= 0:
             return None
         try:
-            row = self.store.cached_path(_digest(key))
-        except Exception:  # the shared level is an optimisation: a store hiccup is a miss
+            row = self.store.cached_path(self._digest(key))
+            if row is None or row[:3] != stamps:
+                return None
+            body = zlib.decompress(row[3])
+        except Exception:  # the shared level is an optimisation: a store hiccup or a bad row is a miss
             log.exception("reading the shared path cache failed")
             return None
-        if row is None or row[:3] != stamps:
-            return None
-        body = zlib.decompress(row[3])
         self._remember(key, PathEntry(*stamps, body))
         return body, "shared"
 
@@ -81,7 +84,7 @@ class PathCache:
         self._remember(key, entry)
         if self.store is not None:
             try:
-                self.store.put_cached_path(_digest(key), entry.n_events, entry.catalog_version, entry.model_version,
+                self.store.put_cached_path(self._digest(key), entry.n_events, entry.catalog_version, entry.model_version,
                                            zlib.compress(entry.body, 1))
             except Exception:
                 log.exception("writing the shared path cache failed")
@@ -93,6 +96,10 @@ class PathCache:
         if shared and self.store is not None:
             self.store.clear_cached_paths()
 
+    def _digest(self, key: PathKey) -> str:
+        """The shared table's key: user ids and topic ids may be long, the digest is not."""
+        return hashlib.sha256(repr((self.namespace, key)).encode()).hexdigest()
+
     def _remember(self, key: PathKey, entry: PathEntry) -> None:
         with self._lock:
             self._entries[key] = entry
@@ -102,8 +109,3 @@ class PathCache:
 
     def __len__(self) -> int:
         return len(self._entries)
-
-
-def _digest(key: PathKey) -> str:
-    """The shared table's key: user ids and topic ids may be long, the digest is not."""
-    return hashlib.sha256(repr(key).encode()).hexdigest()

@@ -121,6 +121,9 @@ class Services:
             return 0
         self._pruned_at = now
         try:
+            # shared learning paths not rewritten for as long go too: clients may ask for many
+            # parameter sets, and an entry that old is almost never valid any more
+            self.store.prune_cached_paths(now - self.config.catalog_log_retention_s)
             return self.store.prune_catalog_changes(now - self.config.catalog_log_retention_s)
         except Exception:  # housekeeping after a committed write: never fail that write's response
             log.exception("pruning the catalog change log failed; retrying after catalog_prune_every_s")
@@ -133,6 +136,18 @@ class Services:
     def close(self) -> None:
         self.models.stop()
         self.store.close()
+
+
+def _plan_namespace(settings: Settings, config: ApiConfig, planner: PlannerConfig) -> str:
+    """What a learning path depends on besides its stamps: code version, planner settings, the
+    history length planned from, the registered model's name."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        code = version("ktpath")
+    except PackageNotFoundError:
+        code = "dev"
+    return repr((code, sorted(planner.to_dict().items()), config.history_limit, settings.registered_model))
 
 
 def build_tracker_extras(store: EventStore, world: ServingWorld, version: int, loaded, cache_size: int) -> dict:
@@ -171,8 +186,10 @@ def build_services(settings: Settings, config: ApiConfig, metrics: ApiMetrics,
         before_swap=catch_up_items,
         on_swap=lambda served: (metrics.model_version.set(served.version), metrics.model_swaps.inc()),
     )
+    paths = PathCache(config.path_cache_size, store if config.shared_path_cache else None,
+                      namespace=_plan_namespace(settings, config, world.planner.config))
     services = Services(settings=settings, config=config, store=store, metrics=metrics, rule=OutcomeRule(),
-                        world=world, models=models, paths=PathCache(config.path_cache_size, store if config.shared_path_cache else None),
+                        world=world, models=models, paths=paths,
                         plan_limiter=anyio.CapacityLimiter(max(1, config.plan_concurrency)))
     if not models.refresh() and models.current is None:
         msg = models.last_error or f"no champion for {settings.registered_model!r} in {settings.mlflow_tracking_uri}"

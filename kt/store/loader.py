@@ -62,4 +62,7 @@ def load_world_into_store(
         report.events_inserted += len(res.inserted)
         report.events_duplicate += len(res.duplicates)
     report.rows["events"] = len(events)
+    # the catalog changed without entries in its change log: no shared learning path computed
+    # before this load may be served after it
+    store.clear_cached_paths()
     return report

@@ -250,6 +250,11 @@ class EventStore:
         with self.engine.begin() as conn:
             conn.execute(stmt, row)
 
+    def prune_cached_paths(self, before: float) -> int:
+        """Drop shared learning paths last written before ``before`` (epoch seconds)."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(path_cache).where(path_cache.c.updated_at < before)).rowcount or 0)
+
     def clear_cached_paths(self) -> int:
         """Empty the shared path cache (benchmarks, operators); returns the rows removed."""
         with self.engine.begin() as conn:

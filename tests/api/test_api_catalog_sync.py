@@ -226,3 +226,21 @@ def test_a_path_computed_by_one_worker_is_served_by_the_other(client, second_wor
     assert client.put("/v1/items", json={"items": [item]}).status_code == 200
     assert second_worker.get(f"/v1/users/{user}/path").headers["X-Path-Cache"] == "miss"  # the catalog moved on
     assert client.get(f"/v1/users/{user}/path").headers["X-Path-Cache"] == "shared"  # computed by the other
+
+
+def test_a_store_load_clears_the_shared_paths(client, served_home):
+    """`kt store load` changes the catalog without change-log entries: paths computed before it
+    must not be served after it (by this process's LRU neither, once it restarts)."""
+    from kt.store.loader import load_world_into_store
+
+    services = client.app.state.services
+    user = _user(client)
+    client.get(f"/v1/users/{user}/path")
+    assert services.store.cached_path(services.paths._digest((user, 3, 5, _langs(services, user), ()))) is not None
+    load_world_into_store(services.store, served_home[1])
+    services.paths.clear(shared=False)  # as a restarted worker
+    assert client.get(f"/v1/users/{user}/path").headers["X-Path-Cache"] == "miss"
+
+
+def _langs(services, user):
+    return tuple(services.user_languages(user) or ())

@@ -154,7 +154,10 @@ def test_requests_waiting_for_a_plan_do_not_hold_up_probes_or_ingest(client):
 
 
 def test_shared_level_keeps_entries_across_processes_and_checks_stamps(tmp_path):
+    import time
+
     from kt.store import EventStore
+    from kt.store.schema import path_cache
 
     store = EventStore(f"sqlite:///{tmp_path / 's.db'}")
     try:
@@ -167,6 +170,12 @@ def test_shared_level_keeps_entries_across_processes_and_checks_stamps(tmp_path)
         assert PathCache(capacity=4, store=store).get(("u2", 3, 5, (), ()), 3, 10, 2) is None
         one.clear()
         assert PathCache(capacity=4, store=store).get(key, 3, 10, 2) is None
+        one.put(key, PathEntry(3, 10, 2, b'{"path": 1}'))
+        assert PathCache(capacity=4, store=store, namespace="other planner settings").get(key, 3, 10, 2) is None
+        with store.engine.begin() as conn:  # a row that does not decompress is a miss, not an error
+            conn.execute(path_cache.update().values(body=b"not zlib"))
+        assert PathCache(capacity=4, store=store).get(key, 3, 10, 2) is None
+        assert store.prune_cached_paths(before=0.0) == 0 and store.prune_cached_paths(before=time.time() + 1) == 1
         off = PathCache(capacity=0, store=store)
         off.put(key, PathEntry(3, 10, 2, b"x"))
         assert off.get(key, 3, 10, 2) is None and store.clear_cached_paths() == 0  # an off cache writes nothing

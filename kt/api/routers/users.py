@@ -105,7 +105,9 @@ def _user_path(user_id: str, bundles: int, size: int, lang: list[str] | None, go
             raise HTTPException(status_code=422, detail=f"goal: unknown topic id(s): {', '.join(map(repr, unknown))}")
     # the catalog version is read before planning: an update landing mid-plan leaves an entry
     # stamped with the old version, which the next read recomputes
-    key = (user_id, bundles, size, tuple(lang or ()), tuple(goal or ()))
+    # the languages planned with are in the key, also when they come from the users table
+    languages = lang or services.user_languages(user_id)
+    key = (user_id, bundles, size, tuple(languages or ()), tuple(goal or ()))
     catalog_version = world.seq  # the store's change number: the same in every caught-up process
     # every event counts (n_all), not only those with an outcome: all of them seed the walk
     # and mark items as consumed
@@ -113,7 +115,6 @@ def _user_path(user_id: str, bundles: int, size: int, lang: list[str] | None, go
     if cached is not None:
         body, level = cached
         return Response(content=body, media_type="application/json", headers={"X-Path-Cache": level})
-    languages = lang or services.user_languages(user_id)
     history = pd.DataFrame(services.store.user_events(user_id, limit=services.config.history_limit))
     if len(history):
         history = history[["content_id", "timestamp"]]
