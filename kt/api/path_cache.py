@@ -2,11 +2,11 @@
 
 A plan is a pure function of the user's events (their count in the log: events are only ever
 appended, and every one moves mastery, the walk's seeds or the consumed set), the
-catalog (its version in :class:`kt.api.world.ServingWorld`), the served champion (its version)
+catalog (the change number :attr:`kt.api.world.ServingWorld.seq`), the served champion (its version)
 and the request's parameters: the planner's random walk is seeded by the user id, and mastery is
 read as of the user's last event, not the wall clock. So a path computed once can be served
 again, byte for byte, until one of those changes; the key carries the parameters and the entry
-carries the three versions it was computed under, checked on every read.
+carries the three stamps it was computed under, checked on every read.
 
 Entries hold the encoded JSON body (a few kB), not response objects, and the least recently
 read ones go first. Each worker process has its own LRU; with a ``store`` behind it, every

@@ -50,9 +50,10 @@ class ApiConfig:
     2 cores, 8 concurrent plans took 5x longer each than plans in turn. Waiting requests wait on
     the event loop, not in pool threads, so probes, ingest and catalog writes are not held up
     behind them. Scale with worker processes instead.
-    catalog_log_retention_s: catalog change-log entries older than this are pruned, at most
-    every catalog_prune_every_s per process, on a catalog write. A worker that has not applied
-    a pruned entry (idle for longer than the retention) reloads the whole catalog instead.
+    catalog_log_retention_s: catalog change-log entries (and shared learning paths) older than
+    this are pruned, at most every catalog_prune_every_s per process, on a catalog write. A
+    worker that has not applied a pruned entry (idle for longer than the retention) reloads the
+    whole catalog instead.
     """
 
     max_body_bytes: int = 1 << 20
@@ -114,8 +115,8 @@ class Services:
             self.world.catch_up(self.store, latest, on_items=to_tracker)
 
     def prune_catalog_log(self) -> int:
-        """Drop change-log entries older than the retention (at most every
-        ``catalog_prune_every_s`` in this process); returns how many went."""
+        """Drop change-log entries, and shared learning paths, older than the retention (at most
+        every ``catalog_prune_every_s`` in this process); returns how many log entries went."""
         now = time.time()
         if now - self._pruned_at < self.config.catalog_prune_every_s:
             return 0
