@@ -47,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
         app = create_app(settings, ApiConfig(champion_poll_seconds=args.poll_seconds))
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     else:
+        from kt.store import EventStore
+
+        # the schema once, here: N workers creating missing tables at the same moment could race
+        # on PostgreSQL (a table added by an upgrade, on its first start)
+        EventStore(settings.db_url).close()
         # each worker builds its own app from the environment
         os.environ["KT_HOME"] = str(settings.home)
         os.environ["KT_DB_URL"] = settings.db_url
