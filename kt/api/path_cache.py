@@ -78,16 +78,24 @@ class PathCache:
         self._remember(key, PathEntry(*stamps, body))
         return body, "shared"
 
-    def put(self, key: PathKey, entry: PathEntry) -> None:
+    def put(self, key: PathKey, entry: PathEntry, share: bool = True) -> None:
+        """Keep ``entry`` in this process, and with ``share`` in the store as well (the API
+        defers that write to :meth:`share`, after the response)."""
         if self.capacity <= 0:
             return
         self._remember(key, entry)
-        if self.store is not None:
-            try:
-                self.store.put_cached_path(self._digest(key), entry.n_events, entry.catalog_version, entry.model_version,
-                                           zlib.compress(entry.body, 1))
-            except Exception:
-                log.exception("writing the shared path cache failed")
+        if share:
+            self.share(key, entry)
+
+    def share(self, key: PathKey, entry: PathEntry) -> None:
+        """Write ``entry`` to the store's shared table (a no-op without one); errors are logged."""
+        if self.store is None or self.capacity <= 0:
+            return
+        try:
+            self.store.put_cached_path(self._digest(key), entry.n_events, entry.catalog_version, entry.model_version,
+                                       zlib.compress(entry.body, 1))
+        except Exception:
+            log.exception("writing the shared path cache failed")
 
     def clear(self, shared: bool = True) -> None:
         """Forget every entry of this process, and with ``shared`` the store's as well."""

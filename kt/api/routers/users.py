@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import anyio
 import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
+from starlette.background import BackgroundTask
 
 from kt.api.deps import get_served, get_services
 from kt.api.model_service import Served
@@ -122,8 +123,11 @@ def _user_path(user_id: str, bundles: int, size: int, lang: list[str] | None, go
         path = world.planner.plan(user_id, learner, history if len(history) else None, n_bundles=bundles,
                                   bundle_size=size, languages=languages, goal_topics=goal)
     body = _path_response(path, served.version).model_dump_json().encode()
-    services.paths.put(key, PathEntry(n_all, catalog_version, served.version, body))
-    return Response(content=body, media_type="application/json", headers={"X-Path-Cache": "miss"})
+    entry = PathEntry(n_all, catalog_version, served.version, body)
+    services.paths.put(key, entry, share=False)
+    # the store write happens after the response, outside this request's planning turn
+    return Response(content=body, media_type="application/json", headers={"X-Path-Cache": "miss"},
+                    background=BackgroundTask(services.paths.share, key, entry))
 
 
 def _num(x: float) -> float | None:
