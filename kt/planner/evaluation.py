@@ -301,9 +301,14 @@ def evaluate(
     return [run_policy(p, env, setup, planner, items, learner_factory, config) for p in policies]
 
 
+def is_reference(policy: str) -> bool:
+    """A ceiling reference (reads the simulator itself): neither a contender nor a baseline."""
+    return policy.startswith("ceiling")
+
+
 def is_baseline(policy: str) -> bool:
     """Baselines are what the planner must beat: neither the planner itself nor a ceiling."""
-    return not policy.startswith(("planner", "ceiling"))
+    return not policy.startswith("planner") and not is_reference(policy)
 
 
 def best_baseline(results: list[PolicyResult]) -> float:
