@@ -118,22 +118,23 @@ class ServingWorld:
             if not changes:
                 return
             cat = self.planner.catalog
-            if any(kind == PRUNED for _, kind, _, _ in changes):
+            pruned = any(kind == PRUNED for _, kind, _, _ in changes)
+            if pruned:
                 # entries this process had not applied were pruned from the log: reload it all
                 log.warning("catalog change log pruned past this process (at %s): reloading the catalog", self.seq)
                 # links first: an item linked after this read is already in the items read next
                 # (items are never deleted); a link to an item still unknown is dropped below
                 links = store.read_table("folder_items")[["folder_id", "content_id"]]
-                rows = store.read_table("items")
-                linked = links["content_id"].unique()
-                unseen = linked[cat.index_of(linked) < 0]
             else:
                 links = pd.DataFrame([(f, c) for _, kind, c, f in changes if kind == "folder_item"],
                                      columns=["folder_id", "content_id"]).drop_duplicates()
-                # items of the log, and items linked to folders that this process has never seen
-                # (written to the store without a log entry, e.g. by `kt store load` after it started)
-                linked = links["content_id"].unique()
-                unseen = linked[cat.index_of(linked) < 0]
+            linked = links["content_id"].unique()
+            unseen = linked[cat.index_of(linked) < 0]  # linked items this process has never seen
+            if pruned:
+                rows = store.read_table("items")
+            else:
+                # items of the log, and unseen linked ones (written to the store without a log
+                # entry, e.g. by `kt store load` after this process started)
                 wanted = list(dict.fromkeys([*(c for _, kind, c, _ in changes if kind == "item"), *unseen]))
                 rows = pd.DataFrame(store.get_rows("items", wanted), columns=[c.name for c in ITEMS.columns])
             gone = sorted(set(unseen) - set(rows["content_id"]))

@@ -349,8 +349,8 @@ class EventStore:
         if not records:
             return 0
         ins = _INSERTS[self.dialect](tbl)
-        update = {n: ins.excluded[n] for n in names if n not in pk}
-        stmt = ins.on_conflict_do_update(index_elements=pk, set_=update) if update else ins.on_conflict_do_nothing(
+        set_cols = {n: ins.excluded[n] for n in names if n not in pk}  # not `update`: that is sqlalchemy's
+        stmt = ins.on_conflict_do_update(index_elements=pk, set_=set_cols) if set_cols else ins.on_conflict_do_nothing(
             index_elements=pk
         )
         now = time.time()
