@@ -32,12 +32,14 @@ from sqlalchemy import (
     select,
     text,
     tuple_,
+    union,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
 from kt.data.schema import EVENTS
 from kt.store.schema import CATALOG_TABLES, PRUNED, catalog_changes, events, metadata, path_cache
+from kt.store.schema import users as users_table
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(EVENTS.column_names)
 # the observable signals (read_fraction, dwell_seconds, ...): every event column after the keys
@@ -219,6 +221,12 @@ class EventStore:
         if limit is not None:
             rows.reverse()
         return rows
+
+    def user_ids(self) -> list[str]:
+        """Every user with events or a row in the users table, sorted."""
+        q = union(select(events.c.user_id).distinct(), select(users_table.c.user_id))
+        with self.engine.connect() as conn:
+            return sorted(str(r[0]) for r in conn.execute(q))
 
     def user_event_count(self, user_id: str) -> int:
         q = select(func.count()).select_from(events).where(events.c.user_id == str(user_id))

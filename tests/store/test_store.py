@@ -66,6 +66,14 @@ def test_event_log_streams_by_user(store):
     assert len(store.events_frame(user_ids=["u1"])) == 10
 
 
+def test_user_ids_cover_the_log_and_the_users_table(store):
+    assert store.user_ids() == []
+    store.insert_events([_event(i, user=f"u{i % 3}") for i in range(6)])
+    store.upsert("users", [{"user_id": "u9", "languages": "en", "created_at": pd.Timestamp("2026-01-01", tz="UTC")},
+                           {"user_id": "u1", "languages": "fr", "created_at": pd.Timestamp("2026-01-01", tz="UTC")}])
+    assert store.user_ids() == ["u0", "u1", "u2", "u9"]  # each once, sorted
+
+
 def test_catalog_upsert_updates_by_key(store):
     item = {
         "content_id": "c1", "title": "Intro", "url": "https://x/1", "language": "en", "topics": "T1|T2",

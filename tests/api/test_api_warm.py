@@ -1,0 +1,59 @@
+"""Precomputed learning paths (``kt warm-paths``): every user's default path lands in the shared
+cache, byte for byte what a request would plan, and stays subject to the same stamps."""
+
+from __future__ import annotations
+
+from api_helpers import make_settings
+
+from kt.api.warm import warm_paths, warm_store
+from kt.cli import main
+
+
+def _read(client, user, **params):
+    r = client.get(f"/v1/users/{user}/path", params=params)
+    assert r.status_code == 200, r.text
+    return r.headers["X-Path-Cache"], r.content
+
+
+def test_warmed_paths_are_what_a_request_plans_and_expire_on_events(client):
+    services = client.app.state.services
+    users = services.store.user_ids()
+    events = services.store.events_frame()
+    assert set(events["user_id"]) <= set(users) and len(users) >= 3
+    services.paths.clear()
+    stats = warm_paths(services, users[:3] + ["nobody"])
+    assert (stats.users, stats.planned, stats.fresh, stats.skipped) == (4, 3, 0, 1)  # "nobody" is unknown
+    assert warm_paths(services, users[:3]).fresh == 3  # a second run finds them current
+
+    services.paths.clear(shared=False)  # as a worker that did not warm them
+    warmed = [_read(client, u) for u in users[:3]]
+    assert [level for level, _ in warmed] == ["shared"] * 3
+    services.paths.clear()
+    assert [_read(client, u) for u in users[:3]] == [("miss", body) for _, body in warmed]  # the same bytes
+    assert _read(client, users[3])[0] == "miss"  # not warmed
+
+    user = users[0]
+    warm_paths(services, [user])
+    services.paths.clear(shared=False)
+    consumed = set(services.store.events_frame(user_ids=[user])["content_id"])
+    item = next(c for c in services.store.read_table("items")["content_id"] if c not in consumed)
+    ev = {"event_id": "warm-ev-1", "user_id": user, "content_id": item, "timestamp": "2026-11-01T00:00:00Z",
+          "read_fraction": 1.0, "dwell_seconds": 300.0, "n_highlights": 3, "quiz_correct": None}
+    assert client.post("/v1/events", json={"events": [ev]}).json()["accepted"] == 1
+    assert _read(client, user)[0] == "miss"  # the warmed path was planned before this event
+
+
+def test_warm_store_over_two_processes_fills_the_shared_cache(client, served_home, loaded_db):
+    services = client.app.state.services
+    services.paths.clear()
+    stats = warm_store(make_settings(served_home[0], loaded_db), processes=2, limit=4, log=lambda _: None)
+    assert (stats.users, stats.planned, stats.skipped) == (4, 4, 0)
+    services.paths.clear(shared=False)
+    assert [_read(client, u)[0] for u in services.store.user_ids()[:4]] == ["shared"] * 4
+
+
+def test_warm_paths_cli_rejects_bad_arguments(capsys):
+    assert main(["warm-paths", "--processes", "0"]) == 2
+    assert "--processes must be >= 1" in capsys.readouterr().err
+    assert main(["warm-paths", "--size", "50"]) == 2
+    assert "--size in 1..20" in capsys.readouterr().err
