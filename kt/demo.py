@@ -225,5 +225,6 @@ def next_steps(settings: Settings, user_id: str | None) -> str:
         "  MLflow UI (runs, metrics, the model registry and its champion):",
         f"    {mlflow_ui}",
         "    open http://127.0.0.1:5000",
-        "  More: kt recommend --user <id>, kt mastery show --user <id>, kt train --data assist2015 --model akt",
+        "  More: kt recommend --user <id>, kt mastery show --user <id>, kt train --data assist2015 --model akt,",
+        "        kt warm-paths (precompute every user's learning path, so the API's first reads are store reads)",
     ])

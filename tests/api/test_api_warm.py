@@ -52,6 +52,17 @@ def test_warm_store_over_two_processes_fills_the_shared_cache(client, served_hom
     assert [_read(client, u)[0] for u in services.store.user_ids()[:4]] == ["shared"] * 4
 
 
+def test_warm_paths_cli_warms_the_configured_store(client, served_home, loaded_db, monkeypatch, capsys):
+    services = client.app.state.services
+    services.paths.clear()
+    monkeypatch.setenv("KT_HOME", str(served_home[0]))
+    monkeypatch.setenv("KT_DB_URL", loaded_db)
+    assert main(["warm-paths", "--limit", "3"]) == 0
+    assert "3 users: 3 planned, 0 already fresh, 0 skipped" in capsys.readouterr().out
+    services.paths.clear(shared=False)
+    assert [_read(client, u)[0] for u in services.store.user_ids()[:3]] == ["shared"] * 3
+
+
 def test_warm_paths_cli_rejects_bad_arguments(capsys):
     assert main(["warm-paths", "--processes", "0"]) == 2
     assert "--processes must be >= 1" in capsys.readouterr().err
