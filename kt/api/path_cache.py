@@ -89,13 +89,19 @@ class PathCache:
 
     def share(self, key: PathKey, entry: PathEntry) -> None:
         """Write ``entry`` to the store's shared table (a no-op without one); errors are logged."""
-        if self.store is None or self.capacity <= 0:
-            return
         try:
-            self.store.put_cached_path(self._digest(key), entry.n_events, entry.catalog_version, entry.model_version,
-                                       zlib.compress(entry.body, 1))
+            self.write_shared(key, entry)
         except Exception:
             log.exception("writing the shared path cache failed")
+
+    def write_shared(self, key: PathKey, entry: PathEntry) -> bool:
+        """:meth:`share`, with store errors raised (for jobs whose point is the write); False
+        when there is no shared level to write to."""
+        if self.store is None or self.capacity <= 0:
+            return False
+        self.store.put_cached_path(self._digest(key), entry.n_events, entry.catalog_version, entry.model_version,
+                                   zlib.compress(entry.body, 1))
+        return True
 
     def clear(self, shared: bool = True) -> None:
         """Forget every entry of this process, and with ``shared`` the store's as well."""

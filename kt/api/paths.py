@@ -24,13 +24,16 @@ LANGUAGE = re.compile(r"[a-z]{2}")
 
 @dataclass(frozen=True)
 class PathResult:
-    """An encoded path; ``level`` is "hit" (this process), "shared" (the store) or "miss"
-    (planned now: ``entry`` is what the caller should share)."""
+    """An encoded path (``entry.body``) and its cache key; ``level`` is "hit" (this process),
+    "shared" (the store) or "miss" (planned now: the caller should share ``entry``)."""
 
-    body: bytes
+    entry: PathEntry
     level: str
     key: PathKey
-    entry: PathEntry | None = None
+
+    @property
+    def body(self) -> bytes:
+        return self.entry.body
 
 
 def require_known(services: Services, user_id: str, n_events: int) -> None:
@@ -64,7 +67,7 @@ def learning_path(services: Services, served: Served, user_id: str, bundles: int
     # and mark items as consumed
     cached = services.paths.get(key, n_all, catalog_version, served.version)
     if cached is not None:
-        return PathResult(cached[0], cached[1], key)
+        return PathResult(PathEntry(n_all, catalog_version, served.version, cached[0]), cached[1], key)
     history = pd.DataFrame(services.store.user_events(user_id, limit=services.config.history_limit))
     if len(history):
         history = history[["content_id", "timestamp"]]
@@ -74,7 +77,7 @@ def learning_path(services: Services, served: Served, user_id: str, bundles: int
     body = path_response(path, served.version).model_dump_json().encode()
     entry = PathEntry(n_all, catalog_version, served.version, body)
     services.paths.put(key, entry, share=False)
-    return PathResult(body, "miss", key, entry)
+    return PathResult(entry, "miss", key)
 
 
 def path_response(path, version: int) -> PathResponse:

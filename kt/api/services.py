@@ -136,6 +136,10 @@ class Services:
 
     def close(self) -> None:
         self.models.stop()
+        served = self.models.current
+        engine = getattr(getattr(served.extras.get("tracker"), "store", None), "engine", None) if served else None
+        if engine is not None:  # the mastery state store's connection pool
+            engine.dispose()
         self.store.close()
 
 

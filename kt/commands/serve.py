@@ -48,10 +48,12 @@ def run(args: argparse.Namespace) -> int:
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     else:
         from kt.store import EventStore
+        from kt.train.tracking import champion_version
 
-        # the schema once, here: N workers creating missing tables at the same moment could race
-        # on PostgreSQL (a table added by an upgrade, on its first start)
+        # the schemas once, here: N workers creating missing tables at the same moment could race
+        # (the store's on PostgreSQL after an upgrade; a new MLflow SQLite store's on any start)
         EventStore(settings.db_url).close()
+        champion_version(settings)
         # each worker builds its own app from the environment
         os.environ["KT_HOME"] = str(settings.home)
         os.environ["KT_DB_URL"] = settings.db_url

@@ -29,14 +29,22 @@ def run(args: argparse.Namespace) -> int:
 
     if args.processes < 1:
         raise CLIError(f"--processes must be >= 1 (got {args.processes})")
+    if args.limit is not None and args.limit < 0:
+        raise CLIError(f"--limit must be >= 0 (got {args.limit})")
     if not 1 <= args.bundles <= 10 or not 1 <= args.size <= 20:
         raise CLIError("--bundles must be in 1..10 and --size in 1..20 (the API's limits)")
+    import torch
+    from sqlalchemy.exc import SQLAlchemyError
+
+    torch.set_num_threads(1)  # with one process, the plans run here: one at a time, as in the API
     settings = Settings.from_env().with_overrides(db_url=args.db_url)
     try:
         stats = warm_store(settings, processes=args.processes, limit=args.limit, bundles=args.bundles,
                            size=args.size, log=lambda msg: print(f"kt warm-paths: {msg}", flush=True))
-    except RuntimeError as exc:
-        raise CLIError(str(exc)) from None
+    except (RuntimeError, SQLAlchemyError) as exc:
+        raise CLIError(str(exc).splitlines()[0]) from None
     print(f"kt warm-paths: {stats.users} users: {stats.planned} planned, {stats.fresh} already fresh, "
-          f"{stats.skipped} skipped, in {stats.seconds:.0f} s")
+          f"{stats.skipped} skipped, {stats.failed} failed, in {stats.seconds:.0f} s")
+    if stats.failed:
+        raise CLIError(f"{stats.failed} user(s) failed (logged above); their paths are planned on first read")
     return 0

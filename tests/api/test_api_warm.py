@@ -3,6 +3,7 @@ cache, byte for byte what a request would plan, and stays subject to the same st
 
 from __future__ import annotations
 
+import pytest
 from api_helpers import make_settings
 
 from kt.api.warm import warm_paths, warm_store
@@ -21,9 +22,11 @@ def test_warmed_paths_are_what_a_request_plans_and_expire_on_events(client):
     events = services.store.events_frame()
     assert set(events["user_id"]) <= set(users) and len(users) >= 3
     services.paths.clear()
+    assert all(services.user_languages(u) for u in users[:3])  # the key's languages come from the users table
     stats = warm_paths(services, users[:3] + ["nobody"])
-    assert (stats.users, stats.planned, stats.fresh, stats.skipped) == (4, 3, 0, 1)  # "nobody" is unknown
-    assert warm_paths(services, users[:3]).fresh == 3  # a second run finds them current
+    assert (stats.users, stats.planned, stats.fresh, stats.skipped, stats.failed) == (4, 3, 0, 1, 0)  # "nobody": 404
+    services.paths.clear(shared=False)
+    assert warm_paths(services, users[:3]).fresh == 3  # a second run finds them current in the store
 
     services.paths.clear(shared=False)  # as a worker that did not warm them
     warmed = [_read(client, u) for u in users[:3]]
@@ -41,6 +44,31 @@ def test_warmed_paths_are_what_a_request_plans_and_expire_on_events(client):
           "read_fraction": 1.0, "dwell_seconds": 300.0, "n_highlights": 3, "quiz_correct": None}
     assert client.post("/v1/events", json={"events": [ev]}).json()["accepted"] == 1
     assert _read(client, user)[0] == "miss"  # the warmed path was planned before this event
+
+
+def test_failed_writes_count_as_failures_and_a_run_of_them_stops_the_job(client, monkeypatch):
+    services = client.app.state.services
+    users = services.store.user_ids()[:3]
+    services.paths.clear()
+
+    def down(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(services.store, "put_cached_path", down)
+    stats = warm_paths(services, users)
+    assert (stats.planned, stats.failed) == (0, 3)  # planned but not stored: not counted as warmed
+    with pytest.raises(RuntimeError, match="2 users in a row failed"):
+        warm_paths(services, users, max_failures_in_a_row=2)
+
+
+def test_warm_store_without_a_champion_fails_in_one_line(loaded_db, tmp_path, monkeypatch, capsys):
+    with pytest.raises(RuntimeError, match="no champion"):  # checked before any process starts
+        warm_store(make_settings(tmp_path, loaded_db), processes=2, limit=2, log=lambda _: None)
+    monkeypatch.setenv("KT_HOME", str(tmp_path))  # an empty registry
+    monkeypatch.setenv("KT_DB_URL", loaded_db)
+    assert main(["warm-paths", "--limit", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "no champion" in err and "Traceback" not in err
 
 
 def test_warm_store_over_two_processes_fills_the_shared_cache(client, served_home, loaded_db):
@@ -68,3 +96,5 @@ def test_warm_paths_cli_rejects_bad_arguments(capsys):
     assert "--processes must be >= 1" in capsys.readouterr().err
     assert main(["warm-paths", "--size", "50"]) == 2
     assert "--size in 1..20" in capsys.readouterr().err
+    assert main(["warm-paths", "--limit", "-1"]) == 2
+    assert "--limit must be >= 0" in capsys.readouterr().err

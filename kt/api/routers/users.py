@@ -87,7 +87,7 @@ def _user_path(user_id: str, bundles: int, size: int, lang: list[str] | None, go
                services: Services, served: Served) -> Response:
     result = learning_path(services, served, user_id, bundles, size, lang, goal)
     headers = {"X-Path-Cache": result.level}
-    if result.entry is None:
+    if result.level != "miss":
         return Response(content=result.body, media_type="application/json", headers=headers)
     # planned now: the store write happens after the response, outside this request's planning turn
     return Response(content=result.body, media_type="application/json", headers=headers,
