@@ -1,8 +1,10 @@
 """Learning-path bodies for the API: computed by the planner, cached, shared, and precomputed.
 
 :func:`learning_path` is what ``GET /v1/users/{id}/path`` does, without the HTTP: it returns
-the encoded body from the path cache when its stamps still hold, else plans it. The warm-up
-job (:mod:`kt.api.warm`) runs the same function ahead of the users' requests.
+the encoded body from the path cache when its stamps still hold, else plans it. The route runs
+its two halves apart (:func:`cached_path` at once, :func:`plan_path` in a planning turn), so a
+cached read never queues behind other users' plans. The warm-up job (:mod:`kt.api.warm`) runs
+the same function ahead of the users' requests.
 """
 
 from __future__ import annotations
@@ -42,19 +44,32 @@ def require_known(services: Services, user_id: str, n_events: int) -> None:
         raise HTTPException(status_code=404, detail=f"unknown user {user_id!r} (no events, not in the users table)")
 
 
-def learning_path(services: Services, served: Served, user_id: str, bundles: int = 3, size: int = 5,
-                  lang: list[str] | None = None, goal: list[str] | None = None) -> PathResult:
-    """The user's learning path as the API encodes it, from the cache when still valid."""
+@dataclass(frozen=True)
+class PathRequest:
+    """A validated path request with its cache key and the stamps read for it."""
+
+    user_id: str
+    bundles: int
+    size: int
+    languages: list[str] | None
+    goal: list[str] | None
+    key: PathKey
+    n_events: int  # every event of the user (all of them seed the walk and mark items consumed)
+    n_interactions: int  # those with an outcome: what the KT model has seen
+    catalog_version: int
+
+
+def path_request(services: Services, user_id: str, bundles: int = 3, size: int = 5, lang: list[str] | None = None,
+                 goal: list[str] | None = None) -> PathRequest:
+    """Validate (404 unknown user, 422 bad language or goal) and read the stamps: store reads only."""
     services.sync_catalog()  # catalog changes made through other worker processes
     n_all, n_inter = services.store.user_event_counts(user_id)
-    learner, _ = served.extras["learner"].pinned(user_id, n_inter)
     require_known(services, user_id, n_all)
     bad = [x for x in (lang or []) if not LANGUAGE.fullmatch(x)]
     if bad:
         raise HTTPException(status_code=422, detail=f"lang: not ISO 639-1 code(s): {', '.join(map(repr, bad))}")
-    world = services.world
     if goal:
-        unknown = sorted(set(goal) - world.known_topics())
+        unknown = sorted(set(goal) - services.world.known_topics())
         if unknown:
             raise HTTPException(status_code=422, detail=f"goal: unknown topic id(s): {', '.join(map(repr, unknown))}")
     # the languages planned with are in the key, also when they come from the users table
@@ -62,22 +77,44 @@ def learning_path(services: Services, served: Served, user_id: str, bundles: int
     key: PathKey = (user_id, bundles, size, tuple(languages or ()), tuple(goal or ()))
     # read before planning: an update landing mid-plan leaves an entry stamped with the old
     # change number, which the next read recomputes
-    catalog_version = world.seq  # the store's change number: the same in every caught-up process
-    # every event counts (n_all), not only those with an outcome: all of them seed the walk
-    # and mark items as consumed
-    cached = services.paths.get(key, n_all, catalog_version, served.version)
-    if cached is not None:
-        return PathResult(PathEntry(n_all, catalog_version, served.version, cached[0]), cached[1], key)
-    history = pd.DataFrame(services.store.user_events(user_id, limit=services.config.history_limit))
+    catalog_version = services.world.seq  # the store's change number: the same in every caught-up process
+    return PathRequest(user_id, bundles, size, languages, goal, key, n_all, n_inter, catalog_version)
+
+
+def cached_path(services: Services, served: Served, req: PathRequest) -> PathResult | None:
+    """The path from this process's LRU or the store's shared table, if its stamps still hold."""
+    cached = services.paths.get(req.key, req.n_events, req.catalog_version, served.version)
+    if cached is None:
+        return None
+    return PathResult(PathEntry(req.n_events, req.catalog_version, served.version, cached[0]), cached[1], req.key)
+
+
+def plan_path(services: Services, served: Served, req: PathRequest) -> PathResult:
+    """Plan the path (the mastery state caught up with the log first) and keep it in this
+    process; the caller shares it. Callers that waited for a planning turn find a path another
+    request planned meanwhile in the LRU instead."""
+    found = cached_path(services, served, req)
+    if found is not None:
+        return found
+    learner, _ = served.extras["learner"].pinned(req.user_id, req.n_interactions)
+    history = pd.DataFrame(services.store.user_events(req.user_id, limit=services.config.history_limit))
     if len(history):
         history = history[["content_id", "timestamp"]]
+    world = services.world
     with world.lock.read():
-        path = world.planner.plan(user_id, learner, history if len(history) else None, n_bundles=bundles,
-                                  bundle_size=size, languages=languages, goal_topics=goal)
+        path = world.planner.plan(req.user_id, learner, history if len(history) else None, n_bundles=req.bundles,
+                                  bundle_size=req.size, languages=req.languages, goal_topics=req.goal)
     body = path_response(path, served.version).model_dump_json().encode()
-    entry = PathEntry(n_all, catalog_version, served.version, body)
-    services.paths.put(key, entry, share=False)
-    return PathResult(entry, "miss", key)
+    entry = PathEntry(req.n_events, req.catalog_version, served.version, body)
+    services.paths.put(req.key, entry, share=False)
+    return PathResult(entry, "miss", req.key)
+
+
+def learning_path(services: Services, served: Served, user_id: str, bundles: int = 3, size: int = 5,
+                  lang: list[str] | None = None, goal: list[str] | None = None) -> PathResult:
+    """The user's learning path as the API encodes it, from the cache when still valid."""
+    req = path_request(services, user_id, bundles, size, lang, goal)
+    return cached_path(services, served, req) or plan_path(services, served, req)
 
 
 def path_response(path, version: int) -> PathResponse:

@@ -21,6 +21,7 @@ from kt.api.path_cache import PathCache
 from kt.api.world import ServingWorld
 from kt.config import Settings
 from kt.data.outcome import OutcomeRule
+from kt.mastery.store import MasteryStateStore
 from kt.planner import PlannerConfig
 from kt.store import EventStore
 
@@ -81,6 +82,9 @@ class Services:
     models: ModelService
     paths: PathCache = field(default_factory=PathCache)
     plan_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
+    # every champion's tracker writes through this one connection pool (its rows carry the
+    # model version): a hot swap opens no new pool and leaves none behind
+    mastery_states: MasteryStateStore | None = None
     _languages: dict = field(default_factory=dict)
     _pruned_at: float = float("-inf")
 
@@ -136,10 +140,8 @@ class Services:
 
     def close(self) -> None:
         self.models.stop()
-        served = self.models.current
-        engine = getattr(getattr(served.extras.get("tracker"), "store", None), "engine", None) if served else None
-        if engine is not None:  # the mastery state store's connection pool
-            engine.dispose()
+        if self.mastery_states is not None:
+            self.mastery_states.close()
         self.store.close()
 
 
@@ -155,9 +157,9 @@ def _plan_namespace(settings: Settings, config: ApiConfig, planner: PlannerConfi
     return repr((code, sorted(planner.to_dict().items()), config.history_limit, settings.registered_model))
 
 
-def build_tracker_extras(store: EventStore, world: ServingWorld, version: int, loaded, cache_size: int) -> dict:
+def build_tracker_extras(store: EventStore, states: MasteryStateStore, world: ServingWorld, version: int, loaded,
+                         cache_size: int) -> dict:
     """The mastery tracker (and its log-coherent learner) for one champion version."""
-    from kt.mastery.store import MasteryStateStore
     from kt.mastery.tracker import MasteryTracker
 
     generation = world.generation  # first: items arriving while this builds are caught up at the swap
@@ -166,7 +168,7 @@ def build_tracker_extras(store: EventStore, world: ServingWorld, version: int, l
     if added is not None:
         items = pd.concat([items, added], ignore_index=True)
     tracker = MasteryTracker.from_loaded(
-        loaded, items, model_version=str(version), state_store=MasteryStateStore(store.url),
+        loaded, items, model_version=str(version), state_store=states,
         topics=list(world.planner.catalog.topics.tokens),
     )
     learner = ServedLearner(tracker, store, version, cache_size=cache_size)
@@ -177,6 +179,7 @@ def build_services(settings: Settings, config: ApiConfig, metrics: ApiMetrics,
                    planner_config: PlannerConfig | None = None) -> Services:
     store = EventStore(settings.db_url)
     world = ServingWorld.from_store(store, planner_config)
+    states = MasteryStateStore(store.url)
 
     def catch_up_items(served: Served) -> None:
         # items added while this tracker was being built (runs under swap_lock)
@@ -186,7 +189,7 @@ def build_services(settings: Settings, config: ApiConfig, metrics: ApiMetrics,
 
     models = ModelService(
         settings,
-        build=lambda version, loaded: build_tracker_extras(store, world, version, loaded, config.mastery_cache_size),
+        build=lambda version, loaded: build_tracker_extras(store, states, world, version, loaded, config.mastery_cache_size),
         poll_seconds=config.champion_poll_seconds,
         before_swap=catch_up_items,
         on_swap=lambda served: (metrics.model_version.set(served.version), metrics.model_swaps.inc()),
@@ -194,12 +197,12 @@ def build_services(settings: Settings, config: ApiConfig, metrics: ApiMetrics,
     paths = PathCache(config.path_cache_size, store if config.shared_path_cache else None,
                       namespace=_plan_namespace(settings, config, world.planner.config))
     services = Services(settings=settings, config=config, store=store, metrics=metrics, rule=OutcomeRule(),
-                        world=world, models=models, paths=paths,
+                        world=world, models=models, paths=paths, mastery_states=states,
                         plan_limiter=anyio.CapacityLimiter(max(1, config.plan_concurrency)))
     if not models.refresh() and models.current is None:
         msg = models.last_error or f"no champion for {settings.registered_model!r} in {settings.mlflow_tracking_uri}"
         if config.require_model:
-            store.close()
+            services.close()
             raise RuntimeError(msg)
         log.warning("starting without a model: %s (polling the registry)", msg)
     models.start()

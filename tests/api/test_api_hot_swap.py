@@ -32,6 +32,7 @@ def test_promoted_champion_is_picked_up_while_serving(private_home, tmp_path):
     app = create_app(settings, ApiConfig(champion_poll_seconds=0.1))
     statuses, versions = [], []
     with TestClient(app, raise_server_exceptions=False, headers={"X-API-Key": API_KEY}) as client:
+        states = client.app.state.services.mastery_states
         for i in range(400):
             if i == 5:
                 promote(settings, version=new)
@@ -44,6 +45,7 @@ def test_promoted_champion_is_picked_up_while_serving(private_home, tmp_path):
         # the state was rebuilt from the event log for the new version
         learner = client.app.state.services.learner()
         assert learner.tracker.store.load(user).meta.model_version == str(new)
+        assert learner.tracker.store is states  # the swap opened no second connection pool
         assert mastery["n_events"] == learner.store.user_interaction_count(user)
     assert set(statuses) == {200}, statuses
     assert versions[0] == old and versions[-1] == new

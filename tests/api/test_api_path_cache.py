@@ -181,3 +181,34 @@ def test_shared_level_keeps_entries_across_processes_and_checks_stamps(tmp_path)
         assert off.get(key, 3, 10, 2) is None and store.clear_cached_paths() == 0  # an off cache writes nothing
     finally:
         store.close()
+
+
+def test_cached_path_is_answered_while_another_users_plan_runs(client):
+    """A cached read needs no planning turn: it does not queue behind a running plan."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    services = client.app.state.services
+    planner = services.world.planner
+    users = services.store.events_frame()["user_id"].unique()[:2].tolist()
+    assert _path(client, users[0])[0] == "miss"  # now cached
+    release, started = threading.Event(), threading.Event()
+    plan = planner.plan
+
+    def blocked_plan(*args, **kwargs):
+        started.set()
+        release.wait(60)
+        return plan(*args, **kwargs)
+
+    planner.plan = blocked_plan
+    pool = ThreadPoolExecutor(2)
+    try:
+        planning = pool.submit(_path, client, users[1])
+        assert started.wait(60)
+        assert pool.submit(_path, client, users[0]).result(timeout=60)[0] == "hit"
+        assert not planning.done()  # answered while the plan still held the only turn
+    finally:
+        release.set()
+        planner.plan = plan
+    assert planning.result(timeout=60)[0] == "miss"
+    pool.shutdown()

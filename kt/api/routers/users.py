@@ -18,7 +18,7 @@ from starlette.background import BackgroundTask
 
 from kt.api.deps import get_served, get_services
 from kt.api.model_service import Served
-from kt.api.paths import learning_path, require_known
+from kt.api.paths import PathRequest, PathResult, cached_path, path_request, plan_path, require_known
 from kt.api.schemas import MasteryResponse, PathResponse, TopicMastery
 from kt.api.services import Services
 
@@ -78,17 +78,21 @@ async def user_path(
     services: Services = Depends(get_services),
     served: Served = Depends(get_served),
 ) -> PathResponse:
-    # CPU-bound: requests take turns (ApiConfig.plan_concurrency), waiting on the event loop
-    return await anyio.to_thread.run_sync(_user_path, user_id, bundles, size, lang, goal, services, served,
-                                          limiter=services.plan_limiter)
-
-
-def _user_path(user_id: str, bundles: int, size: int, lang: list[str] | None, goal: list[str] | None,
-               services: Services, served: Served) -> Response:
-    result = learning_path(services, served, user_id, bundles, size, lang, goal)
+    # a cached path is a store read: answered at once, never queued behind other users' plans
+    req, found = await anyio.to_thread.run_sync(_lookup_path, services, served, user_id, bundles, size, lang, goal)
+    if found is not None:
+        return Response(content=found.body, media_type="application/json", headers={"X-Path-Cache": found.level})
+    # planning is CPU-bound: plans take turns (ApiConfig.plan_concurrency), waiting on the event loop
+    result = await anyio.to_thread.run_sync(plan_path, services, served, req, limiter=services.plan_limiter)
     headers = {"X-Path-Cache": result.level}
-    if result.level != "miss":
+    if result.level != "miss":  # planned by another request while this one waited for its turn
         return Response(content=result.body, media_type="application/json", headers=headers)
     # planned now: the store write happens after the response, outside this request's planning turn
     return Response(content=result.body, media_type="application/json", headers=headers,
                     background=BackgroundTask(services.paths.share, result.key, result.entry))
+
+
+def _lookup_path(services: Services, served: Served, user_id: str, bundles: int, size: int,
+                 lang: list[str] | None, goal: list[str] | None) -> tuple[PathRequest, PathResult | None]:
+    req = path_request(services, user_id, bundles, size, lang, goal)
+    return req, cached_path(services, served, req)
