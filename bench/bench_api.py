@@ -15,7 +15,7 @@ Run: ``kt serve`` in a child process (uvicorn, one worker, 127.0.0.1); warm up; 
   latency measured from the scheduled start (no coordinated omission);
 
 each request is ``GET /v1/users/{u}/path?bundles=3&size=5`` for a user drawn uniformly from
-the 100k. The client (httpx.AsyncClient) shares the machine's cores with the server, as the
+the 100k. The client (aiohttp) shares the machine's cores with the server, as the
 product backend would not; numbers are what this box gives with both on it.
 
 Writes bench/results/api.json and bench/results/api.md.
@@ -136,29 +136,45 @@ def _bootstrap_states(settings, store, log) -> int:
 
 
 # ---------------------------------------------------------------------------- load generation
+def _session(url: str, connections: int, timeout: float, keepalive: bool = True):
+    """The load client: aiohttp, not httpx. Under bursts httpx's async connection pool falls
+    behind (encode/httpx#3215): in side-by-side runs at 300/s on this machine, httpx built
+    multi-second backlogs in 2 of 3 runs that the server's own timings did not show, aiohttp
+    in none of 3."""
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=connections, force_close=not keepalive)
+    return aiohttp.ClientSession(base_url=url, headers={"X-API-Key": API_KEY}, connector=connector,
+                                 timeout=aiohttp.ClientTimeout(total=timeout))
+
+
+async def _get_path(http, user: str, params: dict) -> tuple[int, str | None]:
+    """(status, X-Path-Cache) of one learning-path request, its body read to the end."""
+    async with http.get(f"/v1/users/{user}/path", params=params) as r:
+        await r.read()
+        return r.status, r.headers.get("x-path-cache")
+
+
 async def _closed_loop(url: str, users: list[str], concurrency: int, seconds: float, params: dict,
                        seed: int = 0) -> dict:
-    import httpx
-
     lat: list[float] = []
     errors = hits = 0
     kinds: dict[str, int] = {}  # what each error was: an HTTP status or an exception name
     stop = time.perf_counter() + seconds
 
-    async def worker(http: httpx.AsyncClient, rng: random.Random) -> None:
+    async def worker(http, rng: random.Random) -> None:
         nonlocal errors, hits
         while time.perf_counter() < stop:
             u = rng.choice(users)
             t = time.perf_counter()
-            r = await http.get(f"/v1/users/{u}/path", params=params)
+            status, level = await _get_path(http, u, params)
             lat.append(time.perf_counter() - t)
-            if r.status_code != 200:
+            if status != 200:
                 errors += 1
-                kinds[str(r.status_code)] = kinds.get(str(r.status_code), 0) + 1
-            hits += r.headers.get("x-path-cache") in ("hit", "shared")
+                kinds[str(status)] = kinds.get(str(status), 0) + 1
+            hits += level in ("hit", "shared")
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": API_KEY}, timeout=30, limits=limits) as http:
+    async with _session(url, concurrency, timeout=30) as http:
         t0 = time.perf_counter()
         # each phase its own seed: users drawn in one phase must not come back as cache hits in the next
         await asyncio.gather(*(worker(http, random.Random(seed * 1000 + i)) for i in range(concurrency)))
@@ -173,27 +189,27 @@ async def _open_loop(url: str, users: list[str], rate: float, seconds: float, pa
     """Requests started on a fixed schedule; latency from the scheduled start. When
     ``max_inflight`` requests are outstanding, a scheduled request is dropped and counted as
     an error (the server is not keeping up) instead of queueing without bound in the client."""
-    import httpx
+    import aiohttp
 
     lat: list[float] = []
+    started: list[float] = []  # each answered request's scheduled start, seconds into the run
     errors = dropped = hits = 0
     kinds: dict[str, int] = {}  # what each error was: an HTTP status or an exception name
     inflight = 0
     rng = random.Random(seed)
     n = int(rate * seconds)
-    limits = httpx.Limits(max_connections=max_inflight, max_keepalive_connections=max_inflight)
     tasks = []
-    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": API_KEY}, timeout=10, limits=limits) as http:
+    async with _session(url, max_inflight, timeout=10) as http:
         t0 = time.perf_counter()
 
         async def one(scheduled: float) -> None:
             nonlocal errors, inflight, hits
             kind = None
             try:
-                r = await http.get(f"/v1/users/{rng.choice(users)}/path", params=params)
-                kind = str(r.status_code) if r.status_code != 200 else None
-                hits += r.headers.get("x-path-cache") in ("hit", "shared")
-            except httpx.HTTPError as exc:
+                status, level = await _get_path(http, rng.choice(users), params)
+                kind = str(status) if status != 200 else None
+                hits += level in ("hit", "shared")
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 kind = type(exc).__name__
             finally:
                 inflight -= 1
@@ -201,6 +217,7 @@ async def _open_loop(url: str, users: list[str], rate: float, seconds: float, pa
                 errors += 1
                 kinds[kind] = kinds.get(kind, 0) + 1
             lat.append(time.perf_counter() - scheduled)  # from the scheduled start: queueing counts
+            started.append(scheduled - t0)
 
         for i in range(n):
             scheduled = t0 + i / rate
@@ -216,9 +233,18 @@ async def _open_loop(url: str, users: list[str], rate: float, seconds: float, pa
         wall = time.perf_counter() - t0
     out = _summary(lat, errors + dropped, wall, mode=f"open loop, {rate:.0f} requests/s offered")
     out.update(offered=n, dropped=dropped, completed_ok=len(lat) - errors, cache_hit_rate=hits / max(len(lat), 1),
-               error_kinds=kinds)
+               error_kinds=kinds, timeline=_timeline(started, lat))
     out["throughput_rps"] = (len(lat) - errors) / wall  # answered with 200 per second
     return out
+
+
+def _timeline(started: list[float], lat: list[float]) -> list[list[float]]:
+    """Per second of the run: [second, requests answered, their max latency in ms]. Shows
+    whether a backlog is a burst (a few slow seconds) or the whole run."""
+    by_second: dict[int, list[float]] = {}
+    for s, x in zip(started, lat, strict=True):
+        by_second.setdefault(int(s), []).append(x)
+    return [[k, len(v), round(max(v) * 1e3, 1)] for k, v in sorted(by_second.items())]
 
 
 def _summary(lat: list[float], errors: int, wall: float, mode: str) -> dict:
@@ -369,16 +395,13 @@ async def _warm(url: str, users: list[str], params: dict, rounds: int = 1, concu
     """Read each user's path ``rounds`` times, each on a new connection: the kernel hands every
     new connection to one of the worker processes, so several rounds reach every worker's own
     path cache (with 2 workers and 8 rounds, a user misses a given worker with p = 0.4%)."""
-    import httpx
-
     queue = [u for _ in range(rounds) for u in users]
 
-    async def worker(http: httpx.AsyncClient) -> None:
+    async def worker(http) -> None:
         while queue:
-            await http.get(f"/v1/users/{queue.pop()}/path", params=params)
+            await _get_path(http, queue.pop(), params)
 
-    limits = httpx.Limits(max_keepalive_connections=0)  # a new connection per request
-    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": API_KEY}, timeout=60, limits=limits) as http:
+    async with _session(url, concurrency, timeout=60, keepalive=False) as http:  # a new connection per request
         await asyncio.gather(*(worker(http) for _ in range(concurrency)))
 
 
@@ -455,7 +478,7 @@ def _markdown(r: dict) -> str:
         "",
         f"Store: {c['users']:,} users, {c['items']:,} items, {c['events']:,} events, {c['folder_items']:,} folder edges "
         "(SQLite, WAL); every user's mastery state bootstrapped from the log; champion DKT (dim 64). Request: "
-        "`GET /v1/users/{u}/path?bundles=3&size=5`. uvicorn on 127.0.0.1; the httpx load client shares the "
+        "`GET /v1/users/{u}/path?bundles=3&size=5`. uvicorn on 127.0.0.1; the aiohttp load client shares the "
         f"{r['machine']['cpus']} CPU cores (load average at the end of the runs: {loads}). Server startup: {startups}.",
         "",
         "* **cold**: u uniform over all users, so nearly every request plans from scratch (mastery read, Pixie walk, "
