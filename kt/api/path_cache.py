@@ -56,16 +56,17 @@ class PathCache:
         self._entries: OrderedDict[PathKey, PathEntry] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: PathKey, n_events: int, catalog_version: int, model_version: int) -> tuple[bytes, str] | None:
+    def get(self, key: PathKey, n_events: int, catalog_version: int, model_version: int,
+            local_only: bool = False) -> tuple[bytes, str] | None:
         """(body, "hit" from this process | "shared" from the store) if ``key`` was computed
-        under these versions, else None."""
+        under these versions, else None; with ``local_only``, this process's LRU alone."""
         stamps = (n_events, catalog_version, model_version)
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and (entry.n_events, entry.catalog_version, entry.model_version) == stamps:
                 self._entries.move_to_end(key)
                 return entry.body, "hit"
-        if self.store is None or self.capacity <= 0:
+        if local_only or self.store is None or self.capacity <= 0:
             return None
         try:
             row = self.store.cached_path(self._digest(key))

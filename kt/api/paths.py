@@ -81,9 +81,10 @@ def path_request(services: Services, user_id: str, bundles: int = 3, size: int =
     return PathRequest(user_id, bundles, size, languages, goal, key, n_all, n_inter, catalog_version)
 
 
-def cached_path(services: Services, served: Served, req: PathRequest) -> PathResult | None:
-    """The path from this process's LRU or the store's shared table, if its stamps still hold."""
-    cached = services.paths.get(req.key, req.n_events, req.catalog_version, served.version)
+def cached_path(services: Services, served: Served, req: PathRequest, local_only: bool = False) -> PathResult | None:
+    """The path from this process's LRU or the store's shared table (``local_only``: the LRU
+    alone), if its stamps still hold."""
+    cached = services.paths.get(req.key, req.n_events, req.catalog_version, served.version, local_only=local_only)
     if cached is None:
         return None
     return PathResult(PathEntry(req.n_events, req.catalog_version, served.version, cached[0]), cached[1], req.key)
@@ -91,9 +92,10 @@ def cached_path(services: Services, served: Served, req: PathRequest) -> PathRes
 
 def plan_path(services: Services, served: Served, req: PathRequest) -> PathResult:
     """Plan the path (the mastery state caught up with the log first) and keep it in this
-    process; the caller shares it. Callers that waited for a planning turn find a path another
-    request planned meanwhile in the LRU instead."""
-    found = cached_path(services, served, req)
+    process; the caller shares it. A request that waited for its planning turn finds a path
+    another request of this process planned meanwhile in the LRU instead (the store was read
+    just before)."""
+    found = cached_path(services, served, req, local_only=True)
     if found is not None:
         return found
     learner, _ = served.extras["learner"].pinned(req.user_id, req.n_interactions)

@@ -98,3 +98,36 @@ def test_warm_paths_cli_rejects_bad_arguments(capsys):
     assert "--size in 1..20" in capsys.readouterr().err
     assert main(["warm-paths", "--limit", "-1"]) == 2
     assert "--limit must be >= 0" in capsys.readouterr().err
+
+
+def test_a_killed_warm_process_fails_the_run_in_one_line(served_home, loaded_db, tmp_path):
+    """SIGKILL one of the processes (as the OOM killer would): the parent stops the other and
+    exits 2 with one line naming it, and no process is left behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    env = {**os.environ, "KT_HOME": str(served_home[0]), "KT_DB_URL": loaded_db, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    proc = subprocess.Popen([sys.executable, "-m", "kt.cli", "warm-paths", "--processes", "2"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+
+    def warm_children() -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        return [int(p) for p in out if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
+
+    try:
+        deadline = time.monotonic() + 120
+        while not (children := warm_children()) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert children, "no warm-up process appeared"
+        os.kill(children[0], signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2, (out, err)
+    assert "exited with status -9 before finishing" in err and "Traceback" not in err, err
+    assert not any(Path(f"/proc/{p}").exists() for p in children)
