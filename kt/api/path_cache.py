@@ -115,6 +115,11 @@ class PathCache:
 
     def _remember(self, key: PathKey, entry: PathEntry) -> None:
         with self._lock:
+            kept = self._entries.get(key)
+            # the store's rule: a path planned from more events or a later catalog is not replaced
+            # by one a slower request planned from older stamps
+            if kept is not None and (kept.n_events > entry.n_events or kept.catalog_version > entry.catalog_version):
+                return
             self._entries[key] = entry
             self._entries.move_to_end(key)
             while len(self._entries) > self.capacity:

@@ -51,8 +51,8 @@ class PathRequest:
     user_id: str
     bundles: int
     size: int
-    languages: list[str] | None
-    goal: list[str] | None
+    languages: tuple[str, ...] | None  # the request's, else the user's; None: the planner infers them
+    goal: tuple[str, ...]
     key: PathKey
     n_events: int  # every event of the user (all of them seed the walk and mark items consumed)
     n_interactions: int  # those with an outcome: what the KT model has seen
@@ -78,7 +78,8 @@ def path_request(services: Services, user_id: str, bundles: int = 3, size: int =
     # read before planning: an update landing mid-plan leaves an entry stamped with the old
     # change number, which the next read recomputes
     catalog_version = services.world.seq  # the store's change number: the same in every caught-up process
-    return PathRequest(user_id, bundles, size, languages, goal, key, n_all, n_inter, catalog_version)
+    return PathRequest(user_id, bundles, size, None if languages is None else tuple(languages), tuple(goal or ()), key,
+                       n_all, n_inter, catalog_version)
 
 
 def cached_path(services: Services, served: Served, req: PathRequest, local_only: bool = False) -> PathResult | None:
@@ -105,7 +106,7 @@ def plan_path(services: Services, served: Served, req: PathRequest) -> PathResul
     world = services.world
     with world.lock.read():
         path = world.planner.plan(req.user_id, learner, history if len(history) else None, n_bundles=req.bundles,
-                                  bundle_size=req.size, languages=req.languages, goal_topics=req.goal)
+                                  bundle_size=req.size, languages=req.languages, goal_topics=req.goal or None)
     body = path_response(path, served.version).model_dump_json().encode()
     entry = PathEntry(req.n_events, req.catalog_version, served.version, body)
     services.paths.put(req.key, entry, share=False)

@@ -51,6 +51,9 @@ class ApiConfig:
     2 cores, 8 concurrent plans took 5x longer each than plans in turn. Waiting requests wait on
     the event loop, not in pool threads, so probes, ingest and catalog writes are not held up
     behind them. Scale with worker processes instead.
+    lookup_concurrency: path lookups (validation and cache reads, store queries) run at once
+    per process, in their own pool of turns: they need no planning turn, and lookups stalled on
+    a slow store cannot take the threads that probes and ingest run in.
     catalog_log_retention_s: catalog change-log entries (and shared learning paths) older than
     this are pruned, at most every catalog_prune_every_s per process, on a catalog write. A
     worker that has not applied a pruned entry (idle for longer than the retention) reloads the
@@ -66,6 +69,7 @@ class ApiConfig:
     path_cache_size: int = 20_000
     shared_path_cache: bool = True
     plan_concurrency: int = 1
+    lookup_concurrency: int = 8
     catalog_log_retention_s: float = 7 * 86_400.0
     catalog_prune_every_s: float = 3_600.0
     require_model: bool = False
@@ -82,6 +86,7 @@ class Services:
     models: ModelService
     paths: PathCache = field(default_factory=PathCache)
     plan_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
+    lookup_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(8))
     # every champion's tracker writes through this one connection pool (its rows carry the
     # model version): a hot swap opens no new pool and leaves none behind
     mastery_states: MasteryStateStore | None = None
@@ -198,7 +203,8 @@ def build_services(settings: Settings, config: ApiConfig, metrics: ApiMetrics,
                       namespace=_plan_namespace(settings, config, world.planner.config))
     services = Services(settings=settings, config=config, store=store, metrics=metrics, rule=OutcomeRule(),
                         world=world, models=models, paths=paths, mastery_states=states,
-                        plan_limiter=anyio.CapacityLimiter(max(1, config.plan_concurrency)))
+                        plan_limiter=anyio.CapacityLimiter(max(1, config.plan_concurrency)),
+                        lookup_limiter=anyio.CapacityLimiter(max(1, config.lookup_concurrency)))
     if not models.refresh() and models.current is None:
         msg = models.last_error or f"no champion for {settings.registered_model!r} in {settings.mlflow_tracking_uri}"
         if config.require_model:

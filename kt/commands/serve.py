@@ -58,13 +58,19 @@ def run(args: argparse.Namespace) -> int:
         os.environ["KT_HOME"] = str(settings.home)
         os.environ["KT_DB_URL"] = settings.db_url
         os.environ["KT_MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri
-        _run_workers(uvicorn.Config("kt.api.main:create_app_from_env", factory=True, host=args.host,
-                                    port=args.port, workers=args.workers, log_level=args.log_level))
+        from kt.api.workers import reuse_port_supported, serve_workers
+
+        app = "kt.api.main:create_app_from_env"
+        if reuse_port_supported():  # a socket per worker: connections spread over the workers
+            return serve_workers(app, args.host, args.port, args.workers, args.log_level)
+        _run_workers(uvicorn.Config(app, factory=True, host=args.host, port=args.port, workers=args.workers,
+                                    log_level=args.log_level))
     return 0
 
 
 def _run_workers(config) -> None:
-    """``uvicorn.run`` for several workers, with TCP_NODELAY on the shared listening socket.
+    """``uvicorn.run`` for several workers, with TCP_NODELAY on the shared listening socket
+    (where SO_REUSEPORT is missing; :mod:`kt.api.workers` otherwise).
 
     uvicorn binds that socket itself with protocol 0, and asyncio only turns Nagle's algorithm
     off for sockets whose protocol is TCP, so every response (headers, then body: two writes)

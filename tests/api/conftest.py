@@ -77,3 +77,17 @@ def client(served_home, loaded_db):
     app = create_app(make_settings(served_home[0], loaded_db))
     with TestClient(app, raise_server_exceptions=False, headers={"X-API-Key": API_KEY}) as c:
         yield c
+
+
+@pytest.fixture
+def live_db(private_home, tmp_path):
+    """(home, SQLite URL) with the tiny world loaded: for tests that start `kt serve` as a process."""
+    from kt.store import EventStore
+    from kt.store.loader import load_world_into_store
+
+    home, world_dir = private_home
+    db_url = f"sqlite:///{tmp_path / 'live.db'}"
+    store = EventStore(db_url)
+    load_world_into_store(store, world_dir)
+    store.close()
+    return home, db_url

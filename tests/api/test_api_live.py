@@ -18,19 +18,6 @@ from kt.api.live import LiveServer
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def live_db(private_home, tmp_path):
-    from kt.store import EventStore
-    from kt.store.loader import load_world_into_store
-
-    home, world_dir = private_home
-    db_url = f"sqlite:///{tmp_path / 'live.db'}"
-    store = EventStore(db_url)
-    load_world_into_store(store, world_dir)
-    store.close()
-    return home, db_url
-
-
 def _batches(items: list[str], users: list[str], n_batches: int, size: int):
     t0 = pd.Timestamp("2026-03-01", tz="UTC")
     k = 0

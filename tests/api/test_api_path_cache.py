@@ -201,14 +201,53 @@ def test_cached_path_is_answered_while_another_users_plan_runs(client):
         return plan(*args, **kwargs)
 
     planner.plan = blocked_plan
-    pool = ThreadPoolExecutor(2)
-    try:
-        planning = pool.submit(_path, client, users[1])
-        assert started.wait(60)
-        assert pool.submit(_path, client, users[0]).result(timeout=60)[0] == "hit"
-        assert not planning.done()  # answered while the plan still held the only turn
-    finally:
-        release.set()
-        planner.plan = plan
-    assert planning.result(timeout=60)[0] == "miss"
-    pool.shutdown()
+    with ThreadPoolExecutor(2) as pool:
+        try:
+            planning = pool.submit(_path, client, users[1])
+            assert started.wait(60)
+            assert pool.submit(_path, client, users[0]).result(timeout=20)[0] == "hit"
+            assert not planning.done()  # answered while the plan still held the only turn
+        finally:
+            release.set()
+            planner.plan = plan
+        assert planning.result(timeout=60)[0] == "miss"
+
+
+def test_lookups_stalled_on_the_store_do_not_hold_up_probes(client):
+    """Path lookups have their own turns (ApiConfig.lookup_concurrency): lookups stuck on a
+    slow store cannot take the threads that probes and ingest run in."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    services = client.app.state.services
+    store = services.store
+    users = store.events_frame()["user_id"].unique().tolist()
+    release, started = threading.Event(), threading.Event()
+    counts = store.user_event_counts
+
+    def stalled_counts(user_id):
+        started.set()
+        release.wait(60)
+        return counts(user_id)
+
+    store.user_event_counts = stalled_counts
+    with ThreadPoolExecutor(64) as pool:
+        try:
+            pending = [pool.submit(client.get, f"/v1/users/{users[i % len(users)]}/path") for i in range(50)]
+            assert started.wait(60)
+            assert pool.submit(client.get, "/healthz").result(timeout=20).status_code == 200
+            assert not any(f.done() for f in pending)
+        finally:
+            release.set()
+            del store.user_event_counts
+        assert [f.result(timeout=120).status_code for f in pending] == [200] * 50
+
+
+def test_a_path_planned_from_older_stamps_does_not_replace_a_newer_one_in_the_lru():
+    cache = PathCache(capacity=4)
+    key = ("u1", 3, 5, (), ())
+    cache.put(key, PathEntry(5, 10, 2, b"newer"), share=False)
+    cache.put(key, PathEntry(4, 10, 2, b"older"), share=False)  # a slow request's plan
+    assert cache.get(key, 5, 10, 2) == (b"newer", "hit") and cache.get(key, 4, 10, 2) is None
+    cache.put(key, PathEntry(6, 11, 2, b"newest"), share=False)
+    assert cache.get(key, 6, 11, 2) == (b"newest", "hit")

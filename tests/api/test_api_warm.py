@@ -3,6 +3,14 @@ cache, byte for byte what a request would plan, and stays subject to the same st
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 from api_helpers import make_settings
 
@@ -103,31 +111,35 @@ def test_warm_paths_cli_rejects_bad_arguments(capsys):
 def test_a_killed_warm_process_fails_the_run_in_one_line(served_home, loaded_db, tmp_path):
     """SIGKILL one of the processes (as the OOM killer would): the parent stops the other and
     exits 2 with one line naming it, and no process is left behind."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
     env = {**os.environ, "KT_HOME": str(served_home[0]), "KT_DB_URL": loaded_db, "MLFLOW_DISABLE_TELEMETRY": "true"}
     proc = subprocess.Popen([sys.executable, "-m", "kt.cli", "warm-paths", "--processes", "2"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
 
     def warm_children() -> list[int]:
-        out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
-        return [int(p) for p in out if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
+        found = []
+        for pid in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split():
+            try:
+                if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
+                    found.append(int(pid))
+            except FileNotFoundError:  # exited between pgrep and the read
+                pass
+        return found
 
+    children: list[int] = []
     try:
         deadline = time.monotonic() + 120
-        while not (children := warm_children()) and proc.poll() is None and time.monotonic() < deadline:
+        while len(children) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            children = warm_children()
             time.sleep(0.05)
-        assert children, "no warm-up process appeared"
+        assert len(children) == 2, f"warm-up processes seen: {children}"
         os.kill(children[0], signal.SIGKILL)
         out, err = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        for pid in [proc.pid, *children]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     assert proc.returncode == 2, (out, err)
-    assert "exited with status -9 before finishing" in err and "Traceback" not in err, err
-    assert not any(Path(f"/proc/{p}").exists() for p in children)
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("kt warm-paths: error: warm-up process") and "exited with status -9 before finishing" in last, err
+    assert "Traceback" not in err
+    assert not any(Path(f"/proc/{p}").exists() for p in children)  # the other one was stopped too

@@ -79,7 +79,8 @@ async def user_path(
     served: Served = Depends(get_served),
 ) -> PathResponse:
     # a cached path is a store read: answered at once, never queued behind other users' plans
-    req, found = await anyio.to_thread.run_sync(_lookup_path, services, served, user_id, bundles, size, lang, goal)
+    req, found = await anyio.to_thread.run_sync(_lookup_path, services, served, user_id, bundles, size, lang, goal,
+                                                limiter=services.lookup_limiter)
     if found is not None:
         return Response(content=found.body, media_type="application/json", headers={"X-Path-Cache": found.level})
     # planning is CPU-bound: plans take turns (ApiConfig.plan_concurrency), waiting on the event loop
