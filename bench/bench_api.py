@@ -157,6 +157,8 @@ async def _get_path(http, user: str, params: dict) -> tuple[int, str | None]:
 
 async def _closed_loop(url: str, users: list[str], concurrency: int, seconds: float, params: dict,
                        seed: int = 0) -> dict:
+    import aiohttp
+
     lat: list[float] = []
     errors = hits = 0
     kinds: dict[str, int] = {}  # what each error was: an HTTP status or an exception name
@@ -167,12 +169,16 @@ async def _closed_loop(url: str, users: list[str], concurrency: int, seconds: fl
         while time.perf_counter() < stop:
             u = rng.choice(users)
             t = time.perf_counter()
-            status, level = await _get_path(http, u, params)
+            try:
+                status, level = await _get_path(http, u, params)
+                kind = str(status) if status != 200 else None
+                hits += level in ("hit", "shared")
+            except (TimeoutError, aiohttp.ClientError) as exc:  # counted, not fatal to the phase
+                kind = type(exc).__name__
             lat.append(time.perf_counter() - t)
-            if status != 200:
+            if kind is not None:
                 errors += 1
-                kinds[str(status)] = kinds.get(str(status), 0) + 1
-            hits += level in ("hit", "shared")
+                kinds[kind] = kinds.get(kind, 0) + 1
 
     async with _session(url, concurrency, timeout=30) as http:
         t0 = time.perf_counter()
@@ -239,8 +245,8 @@ async def _open_loop(url: str, users: list[str], rate: float, seconds: float, pa
 
 
 def _timeline(started: list[float], lat: list[float]) -> list[list[float]]:
-    """Per second of the run: [second, requests answered, their max latency in ms]. Shows
-    whether a backlog is a burst (a few slow seconds) or the whole run."""
+    """Per second of the schedule: [second, requests scheduled in it that finished (any status),
+    their max latency in ms]. Shows whether a backlog is a burst or the whole run."""
     by_second: dict[int, list[float]] = {}
     for s, x in zip(started, lat, strict=True):
         by_second.setdefault(int(s), []).append(x)

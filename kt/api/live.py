@@ -6,6 +6,7 @@ returns once ``/readyz`` answers 200 (a champion is loaded and the store answers
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -38,7 +39,9 @@ class LiveServer:
         cmd = [sys.executable, "-m", "kt.cli", "serve", "--port", str(self.port), "--poll-seconds", str(self.poll_seconds),
                "--log-level", "warning", "--workers", str(self.workers)]
         self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        # its own process group: kill() and a stop that times out reach the workers too, so no
+        # orphan keeps serving (or holding a share of the port) after a test
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -53,16 +56,18 @@ class LiveServer:
         raise TimeoutError(f"kt serve not ready after {timeout}s; log: {self.log_path.read_text()[-2000:]}")
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown handlers, no flushing; what was committed must survive."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
+        """SIGKILL to the server and its workers: no shutdown handlers, no flushing; what was
+        committed must survive."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=30)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=30)
+                self.proc.wait(timeout=60)  # the supervisor gives its workers 25 s to finish
             except subprocess.TimeoutExpired:
                 self.kill()
         if getattr(self, "_log", None):

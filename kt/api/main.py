@@ -61,5 +61,5 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
 
 
 def create_app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory`` (used by ``kt serve --workers N``): settings from KT_* env."""
+    """Factory for ``uvicorn --factory`` (``kt serve --workers N`` off Linux): settings from KT_* env."""
     return create_app(Settings.from_env())

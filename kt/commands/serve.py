@@ -47,8 +47,13 @@ def run(args: argparse.Namespace) -> int:
         app = create_app(settings, ApiConfig(champion_poll_seconds=args.poll_seconds))
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     else:
+        from kt.api.workers import port_is_free, reuse_port_supported, serve_workers
         from kt.store import EventStore
         from kt.train.tracking import champion_version
+
+        if reuse_port_supported() and not port_is_free(args.host, args.port):
+            # checked here: the workers' SO_REUSEPORT binds would share the port quietly
+            raise CLIError(f"{args.host}:{args.port} is already in use (another kt serve?)")
 
         # the schemas once, here: N workers creating missing tables at the same moment could race
         # (the store's on PostgreSQL after an upgrade; a new MLflow SQLite store's on any start)
@@ -58,13 +63,10 @@ def run(args: argparse.Namespace) -> int:
         os.environ["KT_HOME"] = str(settings.home)
         os.environ["KT_DB_URL"] = settings.db_url
         os.environ["KT_MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri
-        from kt.api.workers import reuse_port_supported, serve_workers
-
-        app = "kt.api.main:create_app_from_env"
         if reuse_port_supported():  # a socket per worker: connections spread over the workers
-            return serve_workers(app, args.host, args.port, args.workers, args.log_level)
-        _run_workers(uvicorn.Config(app, factory=True, host=args.host, port=args.port, workers=args.workers,
-                                    log_level=args.log_level))
+            return serve_workers(args.host, args.port, args.workers, args.log_level, args.poll_seconds)
+        _run_workers(uvicorn.Config("kt.api.main:create_app_from_env", factory=True, host=args.host, port=args.port,
+                                    workers=args.workers, log_level=args.log_level))
     return 0
 
 

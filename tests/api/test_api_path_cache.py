@@ -3,7 +3,31 @@ catalog or the request change; the LRU bound and the off switch."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 from kt.api.path_cache import PathCache, PathEntry
+
+
+@contextlib.contextmanager
+def _held(owner, name: str):
+    """``owner.name`` blocks its callers until the block exits; yields the event set on the
+    first call (the original is put back, and every held call released, on exit)."""
+    original = getattr(owner, name)
+    release, started = threading.Event(), threading.Event()
+
+    def held(*args, **kwargs):
+        started.set()
+        release.wait(60)
+        return original(*args, **kwargs)
+
+    setattr(owner, name, held)
+    try:
+        yield started
+    finally:
+        release.set()
+        setattr(owner, name, original)
 
 
 def _user(client) -> str:
@@ -83,9 +107,6 @@ def test_lru_bound_versions_and_off_switch():
 def test_plans_take_turns_under_concurrent_requests(client):
     """Planning is CPU-bound under the GIL: concurrent path requests of one process must plan
     one at a time (ApiConfig.plan_concurrency = 1), whatever the thread pool's size."""
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
     services = client.app.state.services
     planner = services.world.planner
     users = services.store.events_frame()["user_id"].unique()[:16].tolist()
@@ -123,34 +144,16 @@ def test_plans_take_turns_under_concurrent_requests(client):
 def test_requests_waiting_for_a_plan_do_not_hold_up_probes_or_ingest(client):
     """Path requests queued behind a running plan wait on the event loop, not in the thread
     pool, so /healthz and other sync routes are still answered while they wait."""
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
     services = client.app.state.services
-    planner = services.world.planner
     users = services.store.events_frame()["user_id"].unique().tolist()
-    release, started = threading.Event(), threading.Event()
-    plan = planner.plan
-
-    def blocked_plan(*args, **kwargs):
-        started.set()
-        release.wait(60)
-        return plan(*args, **kwargs)
-
-    planner.plan = blocked_plan
-    pool = ThreadPoolExecutor(48)
-    try:
-        pending = [pool.submit(client.get, f"/v1/users/{users[i % len(users)]}/path", params={"size": 3 + i % 5})
-                   for i in range(45)]
-        assert started.wait(60)
-        probe = pool.submit(client.get, "/healthz")
-        assert probe.result(timeout=60).status_code == 200  # answered while 45 path requests wait
-        assert not release.is_set() and not all(f.done() for f in pending)
-    finally:
-        release.set()
-        planner.plan = plan
-    assert [f.result(timeout=120).status_code for f in pending] == [200] * 45
-    pool.shutdown()
+    with ThreadPoolExecutor(48) as pool:
+        with _held(services.world.planner, "plan") as started:
+            pending = [pool.submit(client.get, f"/v1/users/{users[i % len(users)]}/path", params={"size": 3 + i % 5})
+                       for i in range(45)]
+            assert started.wait(60)
+            assert pool.submit(client.get, "/healthz").result(timeout=60).status_code == 200  # while 45 wait
+            assert not all(f.done() for f in pending)
+        assert [f.result(timeout=120).status_code for f in pending] == [200] * 45
 
 
 def test_shared_level_keeps_entries_across_processes_and_checks_stamps(tmp_path):
@@ -185,61 +188,29 @@ def test_shared_level_keeps_entries_across_processes_and_checks_stamps(tmp_path)
 
 def test_cached_path_is_answered_while_another_users_plan_runs(client):
     """A cached read needs no planning turn: it does not queue behind a running plan."""
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
     services = client.app.state.services
-    planner = services.world.planner
     users = services.store.events_frame()["user_id"].unique()[:2].tolist()
     assert _path(client, users[0])[0] == "miss"  # now cached
-    release, started = threading.Event(), threading.Event()
-    plan = planner.plan
-
-    def blocked_plan(*args, **kwargs):
-        started.set()
-        release.wait(60)
-        return plan(*args, **kwargs)
-
-    planner.plan = blocked_plan
     with ThreadPoolExecutor(2) as pool:
-        try:
+        with _held(services.world.planner, "plan") as started:
             planning = pool.submit(_path, client, users[1])
             assert started.wait(60)
             assert pool.submit(_path, client, users[0]).result(timeout=20)[0] == "hit"
             assert not planning.done()  # answered while the plan still held the only turn
-        finally:
-            release.set()
-            planner.plan = plan
         assert planning.result(timeout=60)[0] == "miss"
 
 
 def test_lookups_stalled_on_the_store_do_not_hold_up_probes(client):
     """Path lookups have their own turns (ApiConfig.lookup_concurrency): lookups stuck on a
     slow store cannot take the threads that probes and ingest run in."""
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    services = client.app.state.services
-    store = services.store
+    store = client.app.state.services.store
     users = store.events_frame()["user_id"].unique().tolist()
-    release, started = threading.Event(), threading.Event()
-    counts = store.user_event_counts
-
-    def stalled_counts(user_id):
-        started.set()
-        release.wait(60)
-        return counts(user_id)
-
-    store.user_event_counts = stalled_counts
     with ThreadPoolExecutor(64) as pool:
-        try:
+        with _held(store, "user_event_counts") as started:
             pending = [pool.submit(client.get, f"/v1/users/{users[i % len(users)]}/path") for i in range(50)]
             assert started.wait(60)
             assert pool.submit(client.get, "/healthz").result(timeout=20).status_code == 200
             assert not any(f.done() for f in pending)
-        finally:
-            release.set()
-            del store.user_event_counts
         assert [f.result(timeout=120).status_code for f in pending] == [200] * 50
 
 

@@ -17,6 +17,8 @@ import httpx
 import pytest
 from api_helpers import API_KEY
 
+from kt.api.workers import reuse_port_supported
+
 
 def test_listening_socket_of_several_workers_has_tcp_nodelay(monkeypatch):
     import uvicorn.supervisors
@@ -81,6 +83,7 @@ def _sockets(pid: int, port: int, state: str) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not reuse_port_supported(), reason="SO_REUSEPORT spreads connections on Linux only")
 def test_workers_share_the_connections_and_a_killed_one_is_replaced(live_db, tmp_path):
     """`kt serve --workers 2`: each worker listens on its own SO_REUSEPORT socket, so a pool of
     connections opened at once is spread over both (a shared socket gave all 8 of a load
@@ -99,10 +102,11 @@ def test_workers_share_the_connections_and_a_killed_one_is_replaced(live_db, tmp
         deadline = time.monotonic() + 120
         while not all(_sockets(p, server.port, "0A") for p in workers) and time.monotonic() < deadline:
             time.sleep(0.2)
+        assert all(_sockets(p, server.port, "0A") for p in workers), "a worker never listened"
         for _ in range(16):  # kept open, as a client's connection pool keeps them
             c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
             c.request("GET", "/healthz")
-            assert c.getresponse().read() and True
+            assert c.getresponse().status == 200
             conns.append(c)
         held = [_sockets(p, server.port, "01") for p in workers]
         assert sum(held) == 16 and min(held) > 0, held  # all 16 on one worker: p = 2^-15 with the hash
@@ -120,4 +124,17 @@ def test_workers_share_the_connections_and_a_killed_one_is_replaced(live_db, tmp
         for c in conns:
             c.close()
         server.stop()
-    assert not any(Path(f"/proc/{p}").exists() for p in _worker_pids(server.proc.pid))
+    assert not any(Path(f"/proc/{p}").exists() for p in now)  # the survivor and the replacement stopped too
+
+
+@pytest.mark.skipif(not reuse_port_supported(), reason="the check guards SO_REUSEPORT binds (Linux)")
+def test_several_workers_refuse_a_port_already_in_use(capsys):
+    from kt.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--workers", "2", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"127.0.0.1:{port} is already in use" in err and "Traceback" not in err
