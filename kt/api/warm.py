@@ -172,10 +172,11 @@ def warm_store(settings: Settings, processes: int = 1, limit: int | None = None,
                     if time.perf_counter() - died[i] > 3.0:
                         raise RuntimeError(f"warm-up process {i} exited with status {c.exitcode} before finishing")
     finally:
-        for c in children:  # on success they have exited; on an error or Ctrl-C, stop the rest
+        started = [c for c in children if c.pid is not None]  # a failed start leaves the rest unstarted
+        for c in started:  # on success they have exited; on an error or Ctrl-C, stop the rest
             if c.is_alive():
                 c.terminate()
-        for c in children:
+        for c in started:
             c.join(timeout=10)
             if c.is_alive():
                 c.kill()
