@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_workers(config) -> None:
     """``uvicorn.run`` for several workers, with TCP_NODELAY on the shared listening socket
-    (where SO_REUSEPORT is missing; :mod:`kt.api.workers` otherwise).
+    (off Linux; :mod:`kt.api.workers` there).
 
     uvicorn binds that socket itself with protocol 0, and asyncio only turns Nagle's algorithm
     off for sockets whose protocol is TCP, so every response (headers, then body: two writes)

@@ -9,13 +9,12 @@ import contextlib
 import os
 import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from api_helpers import API_KEY
+from api_helpers import API_KEY, spawned_children
 
 from kt.api.workers import reuse_port_supported
 
@@ -52,18 +51,6 @@ def test_listening_socket_of_several_workers_has_tcp_nodelay(monkeypatch):
         sock.close()
 
 
-def _worker_pids(parent: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True).stdout.split()
-    pids = []
-    for pid in out:
-        try:
-            if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
-                pids.append(int(pid))
-        except FileNotFoundError:
-            pass
-    return pids
-
-
 def _sockets(pid: int, port: int, state: str) -> int:
     """Sockets on local ``port`` in ``state`` ("01" established, "0A" listening) that process
     ``pid`` holds: its socket inodes, looked up in /proc/net/tcp."""
@@ -96,7 +83,7 @@ def test_workers_share_the_connections_and_a_killed_one_is_replaced(live_db, tmp
     server = LiveServer(home, db_url, API_KEY, tmp_path / "serve.log", workers=2).start()
     conns = []
     try:
-        workers = _worker_pids(server.proc.pid)
+        workers = spawned_children(server.proc.pid)
         assert len(workers) == 2
         # a worker listens once its app is up: /readyz answered from the first one
         deadline = time.monotonic() + 120
@@ -114,7 +101,7 @@ def test_workers_share_the_connections_and_a_killed_one_is_replaced(live_db, tmp
         os.kill(workers[0], signal.SIGKILL)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            now = _worker_pids(server.proc.pid)
+            now = spawned_children(server.proc.pid)
             if len(now) == 2 and workers[0] not in now:
                 break
             time.sleep(0.2)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from api_helpers import make_settings
+from api_helpers import make_settings, spawned_children
 
 from kt.api.warm import warm_paths, warm_store
 from kt.cli import main
@@ -115,21 +115,11 @@ def test_a_killed_warm_process_fails_the_run_in_one_line(served_home, loaded_db,
     proc = subprocess.Popen([sys.executable, "-m", "kt.cli", "warm-paths", "--processes", "2"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
 
-    def warm_children() -> list[int]:
-        found = []
-        for pid in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split():
-            try:
-                if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
-                    found.append(int(pid))
-            except FileNotFoundError:  # exited between pgrep and the read
-                pass
-        return found
-
     children: list[int] = []
     try:
         deadline = time.monotonic() + 120
         while len(children) < 2 and proc.poll() is None and time.monotonic() < deadline:
-            children = warm_children()
+            children = spawned_children(proc.pid)
             time.sleep(0.05)
         assert len(children) == 2, f"warm-up processes seen: {children}"
         os.kill(children[0], signal.SIGKILL)
