@@ -8,6 +8,8 @@ so importing this module has no side effects.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 from contextlib import asynccontextmanager
 
@@ -16,6 +18,7 @@ from fastapi import Depends, FastAPI
 from kt.api.errors import install_error_handlers
 from kt.api.metrics import ApiMetrics
 from kt.api.middleware import BodySizeLimit, MetricsMiddleware
+from kt.api.refresh import PathRefresher
 from kt.api.routers import catalog, events, health, users
 from kt.api.security import require_api_key
 from kt.api.services import ApiConfig, build_services
@@ -31,7 +34,9 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.services = build_services(settings, config, metrics)
+        services = app.state.services = build_services(settings, config, metrics)
+        services.refresher = PathRefresher(services)
+        refreshing = asyncio.create_task(services.refresher.run(), name="path-refresher")
         # the catalog, graph and model built at startup live as long as the process: keep the
         # collector from re-scanning them (a full collection over them paused every request
         # for ~0.25 s at a million items, and longer as caches filled)
@@ -40,7 +45,10 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
         try:
             yield
         finally:
-            app.state.services.close()
+            refreshing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refreshing
+            services.close()
             gc.unfreeze()  # an app closed inside a longer-lived process (tests) can be collected
 
     app = FastAPI(

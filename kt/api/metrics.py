@@ -30,3 +30,15 @@ class ApiMetrics:
         self.model_swaps = Counter(
             "ktpath_model_swaps_total", "Champion models loaded and swapped in.", registry=self.registry
         )
+        self.path_reads = Counter(
+            "ktpath_path_reads_total",
+            "Learning-path reads by cache level: hit (this process), shared (the store), stale (a few events "
+            "behind, re-planned in the background), miss (planned for the request).",
+            ["level"], registry=self.registry,
+        )
+        self.path_refreshes = Counter(
+            "ktpath_path_refreshes_total",
+            "Background re-plans of paths served stale, by result (planned, current: already re-planned "
+            "elsewhere, dropped: the queue was full, failed).",
+            ["result"], registry=self.registry,
+        )

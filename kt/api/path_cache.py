@@ -57,27 +57,33 @@ class PathCache:
         self._lock = threading.Lock()
 
     def get(self, key: PathKey, n_events: int, catalog_version: int, model_version: int,
-            local_only: bool = False) -> tuple[bytes, str] | None:
-        """(body, "hit" from this process | "shared" from the store) if ``key`` was computed
-        under these versions, else None; with ``local_only``, this process's LRU alone."""
+            local_only: bool = False, max_behind: int = 0) -> tuple[PathEntry, str] | None:
+        """(entry, "hit" from this process | "shared" from the store) if ``key`` was computed
+        under these stamps; with ``local_only``, this process's LRU alone. Else, with
+        ``max_behind`` > 0, the newest entry planned under the same catalog and champion from at
+        most that many fewer of the user's events, as (entry, "stale"); else None."""
         stamps = (n_events, catalog_version, model_version)
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and (entry.n_events, entry.catalog_version, entry.model_version) == stamps:
+            local = self._entries.get(key)
+            if local is not None and _stamps(local) == stamps:
                 self._entries.move_to_end(key)
-                return entry.body, "hit"
-        if local_only or self.store is None or self.capacity <= 0:
+                return local, "hit"
+        shared = None
+        if not local_only and self.store is not None and self.capacity > 0:
+            try:
+                row = self.store.cached_path(self._digest(key))
+                if row is not None and (row[:3] == stamps or max_behind > 0):
+                    shared = PathEntry(*row[:3], zlib.decompress(row[3]))
+            except Exception:  # the shared level is an optimisation: a store hiccup or a bad row is a miss
+                log.exception("reading the shared path cache failed")
+            if shared is not None and _stamps(shared) == stamps:
+                self._remember(key, shared)
+                return shared, "shared"
+        usable = [e for e in (local, shared) if e is not None and e.catalog_version == catalog_version
+                  and e.model_version == model_version and 0 < n_events - e.n_events <= max_behind]
+        if not usable:
             return None
-        try:
-            row = self.store.cached_path(self._digest(key))
-            if row is None or row[:3] != stamps:
-                return None
-            body = zlib.decompress(row[3])
-        except Exception:  # the shared level is an optimisation: a store hiccup or a bad row is a miss
-            log.exception("reading the shared path cache failed")
-            return None
-        self._remember(key, PathEntry(*stamps, body))
-        return body, "shared"
+        return max(usable, key=lambda e: e.n_events), "stale"
 
     def put(self, key: PathKey, entry: PathEntry, share: bool = True) -> None:
         """Keep ``entry`` in this process, and with ``share`` in the store as well (the API
@@ -127,3 +133,7 @@ class PathCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _stamps(entry: PathEntry) -> tuple[int, int, int]:
+    return entry.n_events, entry.catalog_version, entry.model_version

@@ -9,6 +9,7 @@ the same function ahead of the users' requests.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -82,13 +83,35 @@ def path_request(services: Services, user_id: str, bundles: int = 3, size: int =
                        n_all, n_inter, catalog_version)
 
 
-def cached_path(services: Services, served: Served, req: PathRequest, local_only: bool = False) -> PathResult | None:
+def cached_path(services: Services, served: Served, req: PathRequest, local_only: bool = False,
+                max_behind: int = 0) -> PathResult | None:
     """The path from this process's LRU or the store's shared table (``local_only``: the LRU
-    alone), if its stamps still hold."""
-    cached = services.paths.get(req.key, req.n_events, req.catalog_version, served.version, local_only=local_only)
-    if cached is None:
+    alone), if its stamps still hold; else, with ``max_behind`` > 0, one planned from at most that
+    many fewer of the user's events (level "stale"), without the items the user has consumed
+    since."""
+    found = services.paths.get(req.key, req.n_events, req.catalog_version, served.version, local_only=local_only,
+                               max_behind=max_behind)
+    if found is None:
         return None
-    return PathResult(PathEntry(req.n_events, req.catalog_version, served.version, cached[0]), cached[1], req.key)
+    entry, level = found
+    if level == "stale":
+        entry = PathEntry(entry.n_events, entry.catalog_version, entry.model_version,
+                          without_consumed(services, req.user_id, entry.body))
+    return PathResult(entry, level, req.key)
+
+
+def without_consumed(services: Services, user_id: str, body: bytes) -> bytes:
+    """``body`` (an encoded path) without the items the user has an event on, and without
+    bundles left empty; the same bytes when there are none (the usual case: one indexed query)."""
+    path = json.loads(body)
+    listed = [item["content_id"] for bundle in path["bundles"] for item in bundle["items"]]
+    consumed = services.store.consumed_among(user_id, listed)
+    if not consumed:
+        return body
+    for bundle in path["bundles"]:
+        bundle["items"] = [item for item in bundle["items"] if item["content_id"] not in consumed]
+    path["bundles"] = [bundle for bundle in path["bundles"] if bundle["items"]]
+    return PathResponse.model_validate(path).model_dump_json().encode()
 
 
 def plan_path(services: Services, served: Served, req: PathRequest) -> PathResult:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
 import pandas as pd
@@ -24,6 +25,9 @@ from kt.data.outcome import OutcomeRule
 from kt.mastery.store import MasteryStateStore
 from kt.planner import PlannerConfig
 from kt.store import EventStore
+
+if TYPE_CHECKING:
+    from kt.api.refresh import PathRefresher
 
 log = logging.getLogger("kt.api")
 _MISSING = object()
@@ -54,6 +58,10 @@ class ApiConfig:
     lookup_concurrency: path lookups (validation and cache reads, store queries) run at once
     per process, in their own pool of turns: they need no planning turn, and lookups stalled on
     a slow store cannot take the threads that probes and ingest run in.
+    path_max_stale_events: a path read whose cached path was planned from at most this many
+    fewer of the user's events (same catalog and champion) is answered with it, minus the items
+    consumed since, and re-planned in the background (:mod:`kt.api.refresh`); 0 plans every such
+    read while the client waits. ``fresh=true`` on a request asks for the current path.
     catalog_log_retention_s: catalog change-log entries (and shared learning paths) older than
     this are pruned, at most every catalog_prune_every_s per process, on a catalog write. A
     worker that has not applied a pruned entry (idle for longer than the retention) reloads the
@@ -70,6 +78,7 @@ class ApiConfig:
     shared_path_cache: bool = True
     plan_concurrency: int = 1
     lookup_concurrency: int = 8
+    path_max_stale_events: int = 3
     catalog_log_retention_s: float = 7 * 86_400.0
     catalog_prune_every_s: float = 3_600.0
     require_model: bool = False
@@ -90,6 +99,8 @@ class Services:
     # every champion's tracker writes through this one connection pool (its rows carry the
     # model version): a hot swap opens no new pool and leaves none behind
     mastery_states: MasteryStateStore | None = None
+    # re-plans paths served stale; started with the app (None: stale paths are never served)
+    refresher: PathRefresher | None = None
     _languages: dict = field(default_factory=dict)
     _pruned_at: float = float("-inf")
 

@@ -222,6 +222,16 @@ class EventStore:
             rows.reverse()
         return rows
 
+    def consumed_among(self, user_id: str, content_ids: Iterable[str]) -> set[str]:
+        """The ones of ``content_ids`` the user has an event on (one indexed query)."""
+        wanted = sorted({str(c) for c in content_ids})
+        if not wanted:
+            return set()
+        q = (select(events.c.content_id).distinct()
+             .where(events.c.user_id == str(user_id), events.c.content_id.in_(wanted)))
+        with self.engine.connect() as conn:
+            return {str(r[0]) for r in conn.execute(q)}
+
     def user_ids(self) -> list[str]:
         """Every user with events or a row in the users table, sorted."""
         q = union(select(events.c.user_id), select(users_table.c.user_id))  # UNION drops repeats

@@ -4,7 +4,9 @@ catalog or the request change; the LRU bound and the off switch."""
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from kt.api.path_cache import PathCache, PathEntry
@@ -28,6 +30,12 @@ def _held(owner, name: str):
     finally:
         release.set()
         setattr(owner, name, original)
+
+
+def _read(cache: PathCache, *args, **kwargs) -> tuple[bytes, str] | None:
+    """``cache.get`` as (body, level)."""
+    found = cache.get(*args, **kwargs)
+    return None if found is None else (found[0].body, found[1])
 
 
 def _user(client) -> str:
@@ -55,20 +63,81 @@ def test_second_read_is_a_hit_and_equals_a_recompute(client):
     assert _path(client, user, size=5)[0] == "hit"
 
 
-def test_new_event_of_the_user_expires_their_path(client):
+def _event(user: str, item: str, event_id: str) -> dict:
+    return {"event_id": event_id, "user_id": user, "content_id": item, "timestamp": "2026-11-01T00:00:00Z",
+            "read_fraction": 1.0, "dwell_seconds": 300.0, "n_highlights": 3, "quiz_correct": None}
+
+
+def _wait_refreshed(client, timeout: float = 60.0) -> None:
+    refresher = client.app.state.services.refresher
+    deadline = time.monotonic() + timeout
+    while not refresher.idle:
+        assert time.monotonic() < deadline, "the background re-plan did not finish"
+        time.sleep(0.01)
+
+
+def _items(body: bytes) -> list[str]:
+    return [i["content_id"] for b in json.loads(body)["bundles"] for i in b["items"]]
+
+
+def test_new_event_serves_the_path_stale_without_the_consumed_item_then_the_current_one(client):
     services = client.app.state.services
     user, other = services.store.events_frame()["user_id"].value_counts().index[:2]
-    _path(client, user), _path(client, other)
-    consumed = set(services.store.events_frame(user_ids=[user])["content_id"])
-    item = next(c for c in services.store.read_table("items")["content_id"] if c not in consumed)
-    ev = {"event_id": "cache-ev-1", "user_id": user, "content_id": item, "timestamp": "2026-11-01T00:00:00Z",
-          "read_fraction": 1.0, "dwell_seconds": 300.0, "n_highlights": 3, "quiz_correct": None}
-    r = client.post("/v1/events", json={"events": [ev]})
+    state, before = _path(client, user)
+    _path(client, other)
+    item = _items(before)[0]  # the user now reads an item of their path
+    r = client.post("/v1/events", json={"events": [_event(user, item, "cache-ev-1")]})
     assert r.json()["accepted"] == 1, r.text
-    state, body = _path(client, user)
-    assert state == "miss"
-    assert item.encode() not in body  # now consumed: the fresh plan leaves it out
+    r = client.get(f"/v1/users/{user}/path", params={"bundles": 2, "size": 4})
+    assert r.headers["X-Path-Cache"] == "stale" and r.headers["X-Path-Events-Behind"] == "1"
+    assert _items(r.content) == [c for c in _items(before) if c != item]  # the rest as planned, in order
+    _wait_refreshed(client)
+    state, current = _path(client, user)
+    assert state == "hit" and item.encode() not in current  # re-planned in the background from every event
+    assert _path(client, user, fresh="true") == ("hit", current)
     assert _path(client, other)[0] == "hit"  # other users keep theirs
+    services.paths.clear()
+    assert _path(client, user, fresh="true") == ("miss", current)  # what planning now gives, byte for byte
+    metrics = client.get("/metrics").text
+    assert 'ktpath_path_refreshes_total{result="planned"} 1.0' in metrics
+    assert 'ktpath_path_reads_total{level="stale"} 1.0' in metrics
+
+
+def test_fresh_reads_and_paths_too_far_behind_are_planned_for_the_request(client):
+    services = client.app.state.services
+    user = services.store.events_frame()["user_id"].value_counts().index[0]
+    _path(client, user)
+    consumed = set(services.store.events_frame(user_ids=[user])["content_id"])
+    unseen = [c for c in services.store.read_table("items")["content_id"] if c not in consumed]
+    client.post("/v1/events", json={"events": [_event(user, unseen[0], "far-ev-0")]})
+    assert _path(client, user, fresh="true")[0] == "miss"  # the client asked for the current path
+    behind = services.config.path_max_stale_events + 1
+    events = [_event(user, c, f"far-ev-{i + 1}") for i, c in enumerate(unseen[1:1 + behind])]
+    assert client.post("/v1/events", json={"events": events}).json()["accepted"] == behind
+    assert _path(client, user)[0] == "miss"  # more events than a stale path may miss
+    assert services.refresher.idle
+
+
+def test_stale_entries_need_the_same_catalog_and_champion_and_a_bounded_lag(tmp_path):
+    from kt.store import EventStore
+
+    store = EventStore(f"sqlite:///{tmp_path / 's.db'}")
+    try:
+        one, two = PathCache(capacity=4, store=store), PathCache(capacity=4, store=store)
+        key = ("u1", 3, 5, (), ())
+        one.put(key, PathEntry(3, 10, 2, b"three"))
+        assert _read(one, key, 4, 10, 2) is None  # stale paths are opt-in
+        assert _read(one, key, 4, 10, 2, max_behind=1) == (b"three", "stale")
+        assert _read(two, key, 5, 10, 2, max_behind=2) == (b"three", "stale")  # from the store
+        assert _read(two, key, 6, 10, 2, max_behind=2) is None  # too far behind
+        assert _read(two, key, 4, 11, 2, max_behind=3) is None and _read(two, key, 4, 10, 3, max_behind=3) is None
+        assert _read(two, key, 2, 10, 2, max_behind=3) is None  # planned from events this read has not seen
+        two.put(key, PathEntry(4, 10, 2, b"four"), share=False)
+        assert _read(two, key, 5, 10, 2, max_behind=2) == (b"four", "stale")  # the newest of the two levels
+        one.put(key, PathEntry(5, 10, 2, b"five"))
+        assert _read(two, key, 5, 10, 2, max_behind=2) == (b"five", "shared")  # current beats stale
+    finally:
+        store.close()
 
 
 def test_catalog_changes_expire_every_path(client):
@@ -92,16 +161,16 @@ def test_lru_bound_versions_and_off_switch():
     key = lambda u: (u, 3, 5, (), ())  # noqa: E731
     for u in ("a", "b", "c"):
         cache.put(key(u), PathEntry(1, 0, 7, u.encode()))
-    assert len(cache) == 2 and cache.get(key("a"), 1, 0, 7) is None  # the oldest went first
-    assert cache.get(key("b"), 1, 0, 7) == (b"b", "hit")
-    assert cache.get(key("b"), 2, 0, 7) is None  # the user has a new event
-    assert cache.get(key("b"), 1, 1, 7) is None  # the catalog changed
-    assert cache.get(key("b"), 1, 0, 8) is None  # another champion
+    assert len(cache) == 2 and _read(cache, key("a"), 1, 0, 7) is None  # the oldest went first
+    assert _read(cache, key("b"), 1, 0, 7) == (b"b", "hit")
+    assert _read(cache, key("b"), 2, 0, 7) is None  # the user has a new event
+    assert _read(cache, key("b"), 1, 1, 7) is None  # the catalog changed
+    assert _read(cache, key("b"), 1, 0, 8) is None  # another champion
     cache.put(key("d"), PathEntry(1, 0, 7, b"d"))
-    assert cache.get(key("b"), 1, 0, 7) == (b"b", "hit") and cache.get(key("c"), 1, 0, 7) is None  # b was read last
+    assert _read(cache, key("b"), 1, 0, 7) == (b"b", "hit") and _read(cache, key("c"), 1, 0, 7) is None  # b was read last
     off = PathCache(capacity=0)
     off.put(key("a"), PathEntry(1, 0, 7, b"a"))
-    assert len(off) == 0 and off.get(key("a"), 1, 0, 7) is None
+    assert len(off) == 0 and _read(off, key("a"), 1, 0, 7) is None
 
 
 def test_plans_take_turns_under_concurrent_requests(client):
@@ -157,7 +226,6 @@ def test_requests_waiting_for_a_plan_do_not_hold_up_probes_or_ingest(client):
 
 
 def test_shared_level_keeps_entries_across_processes_and_checks_stamps(tmp_path):
-    import time
 
     from kt.store import EventStore
     from kt.store.schema import path_cache
@@ -167,21 +235,21 @@ def test_shared_level_keeps_entries_across_processes_and_checks_stamps(tmp_path)
         one, two = PathCache(capacity=4, store=store), PathCache(capacity=4, store=store)
         key = ("u1", 3, 5, ("en",), ("t1",))
         one.put(key, PathEntry(3, 10, 2, b'{"path": 1}'))
-        assert two.get(key, 3, 10, 2) == (b'{"path": 1}', "shared")  # another process's entry
-        assert two.get(key, 3, 10, 2) == (b'{"path": 1}', "hit")  # now in its own LRU
-        assert two.get(key, 4, 10, 2) is None and two.get(key, 3, 11, 2) is None and two.get(key, 3, 10, 3) is None
-        assert PathCache(capacity=4, store=store).get(("u2", 3, 5, (), ()), 3, 10, 2) is None
+        assert _read(two, key, 3, 10, 2) == (b'{"path": 1}', "shared")  # another process's entry
+        assert _read(two, key, 3, 10, 2) == (b'{"path": 1}', "hit")  # now in its own LRU
+        assert _read(two, key, 4, 10, 2) is None and _read(two, key, 3, 11, 2) is None and _read(two, key, 3, 10, 3) is None
+        assert _read(PathCache(capacity=4, store=store), ("u2", 3, 5, (), ()), 3, 10, 2) is None
         one.clear()
-        assert PathCache(capacity=4, store=store).get(key, 3, 10, 2) is None
+        assert _read(PathCache(capacity=4, store=store), key, 3, 10, 2) is None
         one.put(key, PathEntry(3, 10, 2, b'{"path": 1}'))
-        assert PathCache(capacity=4, store=store, namespace="other planner settings").get(key, 3, 10, 2) is None
+        assert _read(PathCache(capacity=4, store=store, namespace="other planner settings"), key, 3, 10, 2) is None
         with store.engine.begin() as conn:  # a row that does not decompress is a miss, not an error
             conn.execute(path_cache.update().values(body=b"not zlib"))
-        assert PathCache(capacity=4, store=store).get(key, 3, 10, 2) is None
+        assert _read(PathCache(capacity=4, store=store), key, 3, 10, 2) is None
         assert store.prune_cached_paths(before=0.0) == 0 and store.prune_cached_paths(before=time.time() + 1) == 1
         off = PathCache(capacity=0, store=store)
         off.put(key, PathEntry(3, 10, 2, b"x"))
-        assert off.get(key, 3, 10, 2) is None and store.clear_cached_paths() == 0  # an off cache writes nothing
+        assert _read(off, key, 3, 10, 2) is None and store.clear_cached_paths() == 0  # an off cache writes nothing
     finally:
         store.close()
 
@@ -219,6 +287,6 @@ def test_a_path_planned_from_older_stamps_does_not_replace_a_newer_one_in_the_lr
     key = ("u1", 3, 5, (), ())
     cache.put(key, PathEntry(5, 10, 2, b"newer"), share=False)
     cache.put(key, PathEntry(4, 10, 2, b"older"), share=False)  # a slow request's plan
-    assert cache.get(key, 5, 10, 2) == (b"newer", "hit") and cache.get(key, 4, 10, 2) is None
+    assert _read(cache, key, 5, 10, 2) == (b"newer", "hit") and _read(cache, key, 4, 10, 2) is None
     cache.put(key, PathEntry(6, 11, 2, b"newest"), share=False)
-    assert cache.get(key, 6, 11, 2) == (b"newest", "hit")
+    assert _read(cache, key, 6, 11, 2) == (b"newest", "hit")

@@ -51,7 +51,7 @@ def test_warmed_paths_are_what_a_request_plans_and_expire_on_events(client):
     ev = {"event_id": "warm-ev-1", "user_id": user, "content_id": item, "timestamp": "2026-11-01T00:00:00Z",
           "read_fraction": 1.0, "dwell_seconds": 300.0, "n_highlights": 3, "quiz_correct": None}
     assert client.post("/v1/events", json={"events": [ev]}).json()["accepted"] == 1
-    assert _read(client, user)[0] == "miss"  # the warmed path was planned before this event
+    assert _read(client, user, fresh="true")[0] == "miss"  # the warmed path was planned before this event
 
 
 def test_failed_writes_count_as_failures_and_a_run_of_them_stops_the_job(client, monkeypatch):

@@ -1,9 +1,10 @@
 """GET /v1/users/{user_id}/mastery and /v1/users/{user_id}/path.
 
 Both read the served champion once (a hot swap never splits a request). Mastery comes from
-the tracker, caught up with the event log first (:class:`kt.api.learner.ServedLearner`); the
-path from :func:`kt.api.paths.learning_path` (the path cache, else the planner under the
-world's read lock).
+the tracker, caught up with the event log first (:class:`kt.api.learner.ServedLearner`). The
+path is looked up in the path cache first (:func:`kt.api.paths.cached_path`); a path a few events
+behind is served stale and re-planned in the background (:mod:`kt.api.refresh`); anything else
+is planned for the request in a planning turn (:func:`kt.api.paths.plan_path`).
 """
 
 from __future__ import annotations
@@ -68,23 +69,40 @@ def _user_mastery(user_id: str, services: Services, served: Served) -> MasteryRe
 
 @router.get("/users/{user_id}/path", response_model=PathResponse,
             summary="A learning path: ordered bundles of items, each with the reason it was chosen.",
-            responses={404: {"description": "Unknown user."}, 503: {"description": "No model loaded yet."}})
+            responses={
+                200: {"headers": {
+                    "X-Path-Cache": {"description": "hit | shared | stale | miss: where the path came from.",
+                                     "schema": {"type": "string"}},
+                    "X-Path-Events-Behind": {"description": "With stale: how many of the user's events the path "
+                                                            "was planned without.", "schema": {"type": "integer"}},
+                }},
+                404: {"description": "Unknown user."}, 503: {"description": "No model loaded yet."}})
 async def user_path(
     user_id: UserId,
     bundles: Annotated[int, Query(ge=1, le=10, description="Number of bundles.")] = 3,
     size: Annotated[int, Query(ge=1, le=20, description="Items per bundle.")] = 5,
     lang: Annotated[list[str] | None, Query(max_length=20, description="ISO 639-1 languages (default: the user's).")] = None,
     goal: Annotated[list[str] | None, Query(max_length=50, description="Goal topic ids to work towards.")] = None,
+    fresh: Annotated[bool, Query(description="Planned from every event of the user. By default a path planned from "
+                                             "a few fewer events may be served (X-Path-Cache: stale, without the "
+                                             "items consumed since) while the current one is planned.")] = False,
     services: Services = Depends(get_services),
     served: Served = Depends(get_served),
 ) -> PathResponse:
+    max_behind = 0 if fresh or services.refresher is None else services.config.path_max_stale_events
     # a cached path is a store read: answered at once, never queued behind other users' plans
     req, found = await anyio.to_thread.run_sync(_lookup_path, services, served, user_id, bundles, size, lang, goal,
-                                                limiter=services.lookup_limiter)
+                                                max_behind, limiter=services.lookup_limiter)
     if found is not None:
-        return Response(content=found.body, media_type="application/json", headers={"X-Path-Cache": found.level})
+        headers = {"X-Path-Cache": found.level}
+        if found.level == "stale":
+            headers["X-Path-Events-Behind"] = str(req.n_events - found.entry.n_events)
+            services.refresher.submit(req.key)
+        services.metrics.path_reads.labels(found.level).inc()
+        return Response(content=found.body, media_type="application/json", headers=headers)
     # planning is CPU-bound: plans take turns (ApiConfig.plan_concurrency), waiting on the event loop
     result = await anyio.to_thread.run_sync(plan_path, services, served, req, limiter=services.plan_limiter)
+    services.metrics.path_reads.labels(result.level).inc()
     headers = {"X-Path-Cache": result.level}
     if result.level != "miss":  # planned by another request while this one waited for its turn
         return Response(content=result.body, media_type="application/json", headers=headers)
@@ -94,6 +112,6 @@ async def user_path(
 
 
 def _lookup_path(services: Services, served: Served, user_id: str, bundles: int, size: int,
-                 lang: list[str] | None, goal: list[str] | None) -> tuple[PathRequest, PathResult | None]:
+                 lang: list[str] | None, goal: list[str] | None, max_behind: int) -> tuple[PathRequest, PathResult | None]:
     req = path_request(services, user_id, bundles, size, lang, goal)
-    return req, cached_path(services, served, req)
+    return req, cached_path(services, served, req, max_behind=max_behind)
