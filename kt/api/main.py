@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
@@ -25,6 +26,7 @@ from kt.api.services import ApiConfig, build_services
 from kt.config import Settings
 
 API_VERSION = "v1"
+log = logging.getLogger("kt.api")
 
 
 def create_app(settings: Settings | None = None, config: ApiConfig | None = None) -> FastAPI:
@@ -37,6 +39,7 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
         services = app.state.services = build_services(settings, config, metrics)
         services.refresher = PathRefresher(services)
         refreshing = asyncio.create_task(services.refresher.run(), name="path-refresher")
+        refreshing.add_done_callback(_report_refresher_exit)
         # the catalog, graph and model built at startup live as long as the process: keep the
         # collector from re-scanning them (a full collection over them paused every request
         # for ~0.25 s at a million items, and longer as caches filled)
@@ -45,8 +48,9 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
         try:
             yield
         finally:
-            refreshing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # let a re-plan in progress finish: its thread uses the store that close() shuts
+            services.refresher.stop()
+            with contextlib.suppress(Exception):  # already reported by the done callback
                 await refreshing
             services.close()
             gc.unfreeze()  # an app closed inside a longer-lived process (tests) can be collected
@@ -66,6 +70,12 @@ def create_app(settings: Settings | None = None, config: ApiConfig | None = None
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def _report_refresher_exit(task: asyncio.Task) -> None:
+    """Log the path refresher dying: stale paths would be served without ever being re-planned."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the path refresher stopped: stale paths are no longer re-planned", exc_info=task.exception())
 
 
 def create_app_from_env() -> FastAPI:

@@ -38,7 +38,8 @@ class ApiMetrics:
         )
         self.path_refreshes = Counter(
             "ktpath_path_refreshes_total",
-            "Background re-plans of paths served stale, by result (planned, current: already re-planned "
-            "elsewhere, dropped: the queue was full, failed).",
+            "Background re-plans of paths served stale, by result (planned; current: already re-planned "
+            "elsewhere; skipped: no champion, or the request is no longer valid; dropped: the queue was full; "
+            "failed).",
             ["result"], registry=self.registry,
         )

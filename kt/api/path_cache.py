@@ -59,9 +59,10 @@ class PathCache:
     def get(self, key: PathKey, n_events: int, catalog_version: int, model_version: int,
             local_only: bool = False, max_behind: int = 0) -> tuple[PathEntry, str] | None:
         """(entry, "hit" from this process | "shared" from the store) if ``key`` was computed
-        under these stamps; with ``local_only``, this process's LRU alone. Else, with
-        ``max_behind`` > 0, the newest entry planned under the same catalog and champion from at
-        most that many fewer of the user's events, as (entry, "stale"); else None."""
+        under these stamps. Failing that, with ``max_behind`` > 0: the newest entry of either
+        level planned under the same catalog and champion from at most that many fewer of the
+        user's events, as (entry, "stale"). Else None. ``local_only`` leaves the store out of
+        both."""
         stamps = (n_events, catalog_version, model_version)
         with self._lock:
             local = self._entries.get(key)
@@ -72,7 +73,7 @@ class PathCache:
         if not local_only and self.store is not None and self.capacity > 0:
             try:
                 row = self.store.cached_path(self._digest(key))
-                if row is not None and (row[:3] == stamps or max_behind > 0):
+                if row is not None and (row[:3] == stamps or (max_behind > 0 and row[1:3] == stamps[1:])):
                     shared = PathEntry(*row[:3], zlib.decompress(row[3]))
             except Exception:  # the shared level is an optimisation: a store hiccup or a bad row is a miss
                 log.exception("reading the shared path cache failed")

@@ -102,7 +102,9 @@ def cached_path(services: Services, served: Served, req: PathRequest, local_only
 
 def without_consumed(services: Services, user_id: str, body: bytes) -> bytes:
     """``body`` (an encoded path) without the items the user has an event on, and without
-    bundles left empty; the same bytes when there are none (the usual case: one indexed query)."""
+    bundles left empty; the same bytes when there are none. Stricter than the planner, which
+    leaves out the items of the user's last ``history_limit`` events: a stale path never lists
+    an item the user has read, however long ago."""
     path = json.loads(body)
     listed = [item["content_id"] for bundle in path["bundles"] for item in bundle["items"]]
     consumed = services.store.consumed_among(user_id, listed)

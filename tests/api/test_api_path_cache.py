@@ -9,6 +9,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from api_helpers import API_KEY, make_settings
+
 from kt.api.path_cache import PathCache, PathEntry
 
 
@@ -76,6 +78,11 @@ def _wait_refreshed(client, timeout: float = 60.0) -> None:
         time.sleep(0.01)
 
 
+def _unseen(services, user: str) -> list[str]:
+    consumed = set(services.store.events_frame(user_ids=[user])["content_id"])
+    return [c for c in services.store.read_table("items")["content_id"] if c not in consumed]
+
+
 def _items(body: bytes) -> list[str]:
     return [i["content_id"] for b in json.loads(body)["bundles"] for i in b["items"]]
 
@@ -107,15 +114,87 @@ def test_fresh_reads_and_paths_too_far_behind_are_planned_for_the_request(client
     services = client.app.state.services
     user = services.store.events_frame()["user_id"].value_counts().index[0]
     _path(client, user)
-    consumed = set(services.store.events_frame(user_ids=[user])["content_id"])
-    unseen = [c for c in services.store.read_table("items")["content_id"] if c not in consumed]
-    client.post("/v1/events", json={"events": [_event(user, unseen[0], "far-ev-0")]})
+    unseen = _unseen(services, user)
+    assert client.post("/v1/events", json={"events": [_event(user, unseen[0], "far-ev-0")]}).json()["accepted"] == 1
     assert _path(client, user, fresh="true")[0] == "miss"  # the client asked for the current path
     behind = services.config.path_max_stale_events + 1
     events = [_event(user, c, f"far-ev-{i + 1}") for i, c in enumerate(unseen[1:1 + behind])]
     assert client.post("/v1/events", json={"events": events}).json()["accepted"] == behind
     assert _path(client, user)[0] == "miss"  # more events than a stale path may miss
-    assert services.refresher.idle
+    metrics = client.get("/metrics").text
+    assert 'level="stale"' not in metrics and "ktpath_path_refreshes_total{" not in metrics
+
+
+def test_a_stale_read_with_languages_and_goals_is_re_planned_under_its_own_key(client):
+    services = client.app.state.services
+    user = services.store.events_frame()["user_id"].value_counts().index[0]
+    topics = services.store.read_table("topics")["topic_id"].tolist()
+    params = {"lang": ["en", "de"], "goal": topics[-1:]}
+    state, before = _path(client, user, **params)
+    _path(client, user)  # the default request: another key
+    assert client.post("/v1/events", json={"events": [_event(user, _unseen(services, user)[0], "lg-ev")]}).status_code == 200
+    assert _path(client, user, **params)[0] == "stale"
+    _wait_refreshed(client)
+    state, current = _path(client, user, **params)
+    assert state == "hit" and json.loads(current)["languages"] == ["en", "de"]
+    assert json.loads(current)["goal_topics"] == topics[-1:]
+    assert _path(client, user)[0] == "stale"  # re-planning one key leaves the others as they were
+
+
+def test_a_full_queue_drops_the_key_and_a_failed_re_plan_does_not_stop_the_refresher(client, monkeypatch):
+    services = client.app.state.services
+    user = services.store.events_frame()["user_id"].value_counts().index[0]
+    _path(client, user)
+    assert client.post("/v1/events", json={"events": [_event(user, _unseen(services, user)[0], "q-ev")]}).status_code == 200
+    monkeypatch.setattr(services.refresher, "max_pending", 0)
+    assert _path(client, user)[0] == "stale"
+    assert 'ktpath_path_refreshes_total{result="dropped"} 1.0' in client.get("/metrics").text
+    monkeypatch.undo()
+    plan = services.world.planner.plan
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("planner down")
+
+    services.world.planner.plan = broken
+    try:
+        assert _path(client, user)[0] == "stale"  # the dropped key comes back with the next stale read
+        _wait_refreshed(client)
+    finally:
+        services.world.planner.plan = plan
+    assert 'ktpath_path_refreshes_total{result="failed"} 1.0' in client.get("/metrics").text
+    assert _path(client, user)[0] == "stale"  # still stale: queued again, and the refresher still runs
+    _wait_refreshed(client)
+    assert _path(client, user)[0] == "hit"
+
+
+def test_shutdown_waits_for_the_re_plan_in_progress(served_home, loaded_db):
+    from fastapi.testclient import TestClient
+
+    from kt.api import create_app
+
+    app = create_app(make_settings(served_home[0], loaded_db))
+    client = TestClient(app, headers={"X-API-Key": API_KEY}).__enter__()
+    closing = threading.Thread(target=client.__exit__, args=(None, None, None))
+    try:
+        services = app.state.services
+        user = services.store.events_frame()["user_id"].value_counts().index[0]
+        _path(client, user)
+        ev = _event(user, _unseen(services, user)[0], "sd-ev")
+        assert client.post("/v1/events", json={"events": [ev]}).status_code == 200
+        shares = []
+        share = services.paths.share
+        services.paths.share = lambda *a: (shares.append(a[0]), share(*a))
+        with _held(services.world.planner, "plan") as started:
+            assert _path(client, user)[0] == "stale"
+            assert started.wait(60)
+            closing.start()  # the lifespan's shutdown begins while the re-plan is held
+            time.sleep(0.2)
+            assert closing.is_alive()  # waiting for the plan, not closing the store under it
+        closing.join(60)
+    finally:
+        if not closing.is_alive() and closing.ident is None:  # never started: close here
+            client.__exit__(None, None, None)
+    assert not closing.is_alive() and shares  # the plan finished, was shared, then the app closed
 
 
 def test_stale_entries_need_the_same_catalog_and_champion_and_a_bounded_lag(tmp_path):
