@@ -102,12 +102,13 @@ class PathCache:
         except Exception:
             log.exception("writing the shared path cache failed")
 
-    def write_shared(self, key: PathKey, entry: PathEntry) -> None:
-        """:meth:`share`, with store errors raised (for jobs whose point is the write)."""
+    def write_shared(self, key: PathKey, entry: PathEntry) -> bool:
+        """:meth:`share`, with store errors raised (for jobs whose point is the write); False
+        when there is no store, or it kept a path planned from newer stamps instead."""
         if self.store is None or self.capacity <= 0:
-            return
-        self.store.put_cached_path(self._digest(key), entry.n_events, entry.catalog_version, entry.model_version,
-                                   zlib.compress(entry.body, 1))
+            return False
+        return self.store.put_cached_path(self._digest(key), entry.n_events, entry.catalog_version,
+                                          entry.model_version, zlib.compress(entry.body, 1))
 
     def clear(self, shared: bool = True) -> None:
         """Forget every entry of this process, and with ``shared`` the store's as well."""

@@ -34,12 +34,13 @@ class WarmStats:
     users: int = 0
     planned: int = 0  # planned now and written to the shared cache
     fresh: int = 0  # already cached under the current stamps (rewritten, so retention starts again)
+    superseded: int = 0  # not written: the store already held a path planned from newer stamps
     skipped: int = 0  # users the endpoint would answer with a 4xx (no events, not in the users table)
     failed: int = 0  # a plan or the store write failed (logged with the user id)
     seconds: float = 0.0
 
     def merge(self, other: WarmStats) -> None:
-        for f in ("users", "planned", "fresh", "skipped", "failed"):
+        for f in ("users", "planned", "fresh", "superseded", "skipped", "failed"):
             setattr(self, f, getattr(self, f) + getattr(other, f))
         self.seconds = max(self.seconds, other.seconds)
 
@@ -64,7 +65,7 @@ def warm_paths(services: Services, users: Iterable[str], bundles: int = 3, size:
         try:
             result = learning_path(services, served, str(user_id), bundles, size)
             # a fresh entry is written again too: its row's retention clock starts over
-            services.paths.write_shared(result.key, result.entry)
+            written = services.paths.write_shared(result.key, result.entry)
         except HTTPException as exc:
             log.warning("warm: skipped user %r: %s", user_id, exc.detail)
             stats.skipped += 1
@@ -78,7 +79,9 @@ def warm_paths(services: Services, users: Iterable[str], bundles: int = 3, size:
                 raise RuntimeError(f"{in_a_row} users in a row failed (last: {user_id!r}); see the log") from None
             continue
         in_a_row = 0
-        if result.level == "miss":
+        if not written:  # the user's events moved on while this ran, and a newer path was stored
+            stats.superseded += 1
+        elif result.level == "miss":
             stats.planned += 1
         else:
             stats.fresh += 1

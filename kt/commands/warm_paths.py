@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     except (RuntimeError, SQLAlchemyError) as exc:
         raise CLIError(str(exc).splitlines()[0]) from None
     print(f"kt warm-paths: {stats.users} users: {stats.planned} planned, {stats.fresh} already fresh, "
-          f"{stats.skipped} skipped, {stats.failed} failed, in {stats.seconds:.0f} s")
+          f"{stats.superseded} superseded by newer paths, {stats.skipped} skipped, {stats.failed} failed, "
+          f"in {stats.seconds:.0f} s")
     if stats.failed:
         raise CLIError(f"{stats.failed} user(s) failed (logged above); their paths are planned on first read")
     return 0

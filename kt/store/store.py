@@ -259,21 +259,22 @@ class EventStore:
             row = conn.execute(q).first()
         return None if row is None else (int(row[0]), int(row[1]), int(row[2]), bytes(row[3]))
 
-    def put_cached_path(self, key: str, n_events: int, catalog_seq: int, model_version: int, body: bytes) -> None:
+    def put_cached_path(self, key: str, n_events: int, catalog_seq: int, model_version: int, body: bytes) -> bool:
         """Store the entry under ``key``, replacing one planned from no more events and no later
         catalog. A stored entry with more events or a later catalog is kept: a slow writer (a
         warm-up job, a worker that planned before an ingest) does not replace a newer path with an
         older one. Both stamps only grow; the model version is not compared, since promoting an
-        older version back is a valid change."""
+        older version back is a valid change. Returns whether the row was written."""
         row = {"key": key, "n_events": int(n_events), "catalog_seq": int(catalog_seq),
                "model_version": int(model_version), "body": body, "updated_at": time.time()}
         ins = _INSERTS[self.dialect](path_cache)
         c = path_cache.c
         stmt = ins.on_conflict_do_update(
             index_elements=["key"], set_={k: ins.excluded[k] for k in row if k != "key"},
-            where=(c.n_events <= ins.excluded.n_events) & (c.catalog_seq <= ins.excluded.catalog_seq))
+            where=(c.n_events <= ins.excluded.n_events) & (c.catalog_seq <= ins.excluded.catalog_seq),
+        ).returning(c.key)  # a row back when written (psycopg's rowcount does not say)
         with self.engine.begin() as conn:
-            conn.execute(stmt, row)
+            return conn.execute(stmt, row).first() is not None
 
     def prune_cached_paths(self, before: float) -> int:
         """Drop shared learning paths last written before ``before`` (epoch seconds)."""

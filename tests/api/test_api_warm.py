@@ -54,6 +54,23 @@ def test_warmed_paths_are_what_a_request_plans_and_expire_on_events(client):
     assert _read(client, user, fresh="true")[0] == "miss"  # the warmed path was planned before this event
 
 
+def test_a_path_kept_over_by_a_newer_one_counts_as_superseded(client):
+    from kt.api.path_cache import PathEntry
+    from kt.api.paths import path_request
+
+    services = client.app.state.services
+    user = services.store.user_ids()[0]
+    services.paths.clear()
+    assert warm_paths(services, [user]).planned == 1
+    req = path_request(services, user)
+    # as if a worker had meanwhile planned from events this run has not seen
+    newer = PathEntry(req.n_events + 1, req.catalog_version, services.models.current.version, b"{}")
+    assert services.paths.write_shared(req.key, newer)
+    stats = warm_paths(services, [user])
+    assert (stats.planned, stats.fresh, stats.superseded) == (0, 0, 1)
+    assert services.store.cached_path(services.paths._digest(req.key))[0] == req.n_events + 1  # the newer row stays
+
+
 def test_failed_writes_count_as_failures_and_a_run_of_them_stops_the_job(client, monkeypatch):
     services = client.app.state.services
     users = services.store.user_ids()[:3]
@@ -94,7 +111,7 @@ def test_warm_paths_cli_warms_the_configured_store(client, served_home, loaded_d
     monkeypatch.setenv("KT_HOME", str(served_home[0]))
     monkeypatch.setenv("KT_DB_URL", loaded_db)
     assert main(["warm-paths", "--limit", "3"]) == 0
-    assert "3 users: 3 planned, 0 already fresh, 0 skipped" in capsys.readouterr().out
+    assert "3 users: 3 planned, 0 already fresh, 0 superseded by newer paths, 0 skipped" in capsys.readouterr().out
     services.paths.clear(shared=False)
     assert [_read(client, u)[0] for u in services.store.user_ids()[:3]] == ["shared"] * 3
 

@@ -134,11 +134,11 @@ def test_unsupported_url_is_a_clear_error(tmp_path):
 
 
 def test_shared_path_is_not_replaced_by_one_planned_from_older_stamps(store):
-    store.put_cached_path("k", n_events=5, catalog_seq=10, model_version=2, body=b"new")
-    store.put_cached_path("k", n_events=4, catalog_seq=10, model_version=2, body=b"fewer events")
-    store.put_cached_path("k", n_events=5, catalog_seq=9, model_version=2, body=b"older catalog")
+    assert store.put_cached_path("k", n_events=5, catalog_seq=10, model_version=2, body=b"new")
+    assert not store.put_cached_path("k", n_events=4, catalog_seq=10, model_version=2, body=b"fewer events")
+    assert not store.put_cached_path("k", n_events=5, catalog_seq=9, model_version=2, body=b"older catalog")
     assert store.cached_path("k") == (5, 10, 2, b"new")
-    store.put_cached_path("k", n_events=5, catalog_seq=10, model_version=1, body=b"champion rolled back")
+    assert store.put_cached_path("k", n_events=5, catalog_seq=10, model_version=1, body=b"champion rolled back")
     assert store.cached_path("k") == (5, 10, 1, b"champion rolled back")
-    store.put_cached_path("k", n_events=6, catalog_seq=11, model_version=1, body=b"newer")
+    assert store.put_cached_path("k", n_events=6, catalog_seq=11, model_version=1, body=b"newer")
     assert store.cached_path("k") == (6, 11, 1, b"newer")
