@@ -3,8 +3,9 @@
 :func:`learning_path` is what ``GET /v1/users/{id}/path`` does, without the HTTP: it returns
 the encoded body from the path cache when its stamps still hold, else plans it. The route runs
 its two halves apart (:func:`cached_path` at once, :func:`plan_path` in a planning turn), so a
-cached read never queues behind other users' plans. The warm-up job (:mod:`kt.api.warm`) runs
-the same function ahead of the users' requests.
+cached read never queues behind other users' plans; a path a few events behind may be served
+stale while :mod:`kt.api.refresh` re-plans it. The warm-up job (:mod:`kt.api.warm`) runs the
+same function ahead of the users' requests.
 """
 
 from __future__ import annotations
