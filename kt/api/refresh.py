@@ -99,8 +99,6 @@ class PathRefresher:
             return "skipped"
         # the lookup takes a lookup turn, as a read does; the planning turn is for the plan alone
         req = await anyio.to_thread.run_sync(self._lookup, served, key, limiter=services.lookup_limiter)
-        if req is None:
-            return "current"
         if isinstance(req, str):
             return req
         while services.plan_limiter.statistics().tasks_waiting:  # reads waiting to plan go first
@@ -112,9 +110,10 @@ class PathRefresher:
                                        limiter=services.lookup_limiter)
         return "planned"
 
-    def _lookup(self, served, key: PathKey) -> PathRequest | str | None:
-        """The request to plan for ``key``; None when its path is already current; "skipped"
-        when the request is no longer valid."""
+    def _lookup(self, served, key: PathKey) -> PathRequest | str:
+        """The request to plan for ``key``, or the outcome without a plan: "current" (its path
+        is already cached under the current stamps) or "skipped" (the request is no longer
+        valid)."""
         user_id, bundles, size, languages, goal = key
         try:
             # the key's languages are the request's or the user's: passing them gives the same key
@@ -122,7 +121,7 @@ class PathRefresher:
         except HTTPException as exc:  # valid when it was served stale; e.g. a goal topic removed since
             log.info("not re-planning the path of user %r: %s", user_id, exc.detail)
             return "skipped"
-        return None if cached_path(self.services, served, req) is not None else req
+        return "current" if cached_path(self.services, served, req) is not None else req
 
     def _count(self, result: str) -> None:
         self.services.metrics.path_refreshes.labels(result).inc()
