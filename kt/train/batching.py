@@ -6,7 +6,15 @@ and then *length-bucketed*: windows are shuffled, split into chunks of ``chunk_b
 batches, sorted by length inside each chunk, and grouped into batches of similar length that
 are padded only to their own longest window (BucketIterator-style). Batches are shuffled again
 so the length order does not leak into the optimisation. Alternatively a *token budget* caps
-``batch windows x padded length`` instead of the number of windows.
+``batch windows x padded length`` instead of the number of windows; ``balance_tokens`` sets that
+budget to ``batch_size x`` the mean window length, so batches hold ``batch_size`` windows on
+average and every optimiser step weighs about as many interactions.
+
+Why balance: the loss is a mean over a batch's interactions. Length-sorted batches of a fixed
+window count hold anything from ~1,000 interactions (256 windows of 4) to ~50,000 (256 of 200),
+yet each gets one full step, so the many short windows steer training. On ASSIST2015 (median
+window 22, 1% of windows full) that cost 0.0036 test AUC for DKT (fold 0: 0.7254 with 256
+windows per batch, 0.7287 with balanced tokens, 0.7290 with unsorted batches padded to ~200).
 
 Everything is decided by ``(seed, epoch)``, so a plan is deterministic and every DDP rank can
 compute the same plan and take its own share (``rank::world_size``), like
@@ -32,6 +40,8 @@ class PaddedBatcher:
     batch_size: windows per batch (ignored when ``token_budget`` is set).
     token_budget: if set, a batch holds as many windows as fit in
       ``n_windows * padded_len <= token_budget``.
+    balance_tokens: without an explicit ``token_budget``, use ``batch_size`` x the mean window
+      length as the budget (see the module docstring).
     shuffle: training order (bucketed, seeded by ``seed`` and the epoch); False keeps the
       original window order (evaluation), still padding each batch to its own length.
     min_len: windows shorter than this are dropped (a length-1 window has no position t >= 1
@@ -48,6 +58,7 @@ class PaddedBatcher:
         max_len: int = 200,
         *,
         token_budget: int | None = None,
+        balance_tokens: bool = False,
         shuffle: bool = True,
         seed: int = 0,
         chunk_batches: int = 16,
@@ -68,6 +79,8 @@ class PaddedBatcher:
         self.lengths = windows.lengths  # (W,)
         self.batch_size = batch_size
         self.max_len = max_len
+        if token_budget is None and balance_tokens and len(self.lengths):
+            token_budget = max(int(round(batch_size * float(self.lengths.mean()))), max_len)
         self.token_budget = token_budget
         self.shuffle = shuffle
         self.seed = seed
@@ -103,6 +116,12 @@ class PaddedBatcher:
             batches.append(order[start:])
         return batches
 
+    def _windows_per_batch(self) -> int:
+        if self.token_budget is None:
+            return self.batch_size
+        mean = float(self.lengths.mean()) if len(self.lengths) else float(self.max_len)
+        return max(1, int(self.token_budget / max(mean, 1.0)))
+
     def plan(self, epoch: int | None = None) -> list[np.ndarray]:
         """All batches of an epoch (window ids), identical on every rank."""
         n = len(self.lengths)
@@ -110,7 +129,7 @@ class PaddedBatcher:
             return self._group(np.arange(n))
         rng = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch])
         perm = rng.permutation(n)
-        chunk = self.chunk_batches * (self.batch_size if self.token_budget is None else max(1, self.token_budget // self.max_len))
+        chunk = self.chunk_batches * self._windows_per_batch()
         batches: list[np.ndarray] = []
         for s in range(0, n, chunk):
             part = perm[s : s + chunk]

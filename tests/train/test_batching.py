@@ -63,6 +63,24 @@ def test_token_budget_caps_padded_tokens(seqs):
         assert len(ids) * b.lengths[ids].max() <= 100
 
 
+def test_balanced_tokens_even_out_interactions_per_step(seqs):
+    """Fixed window counts give length-sorted batches of very different sizes; balancing gives
+    each step about batch_size x mean length interactions, with batch_size windows on average."""
+    kw = dict(batch_size=8, max_len=75, seed=0, chunk_batches=20)
+    fixed, balanced = PaddedBatcher(seqs, **kw), PaddedBatcher(seqs, balance_tokens=True, **kw)
+    assert balanced.token_budget == round(8 * balanced.lengths.mean())
+    assert sorted(np.concatenate(balanced.plan(0)).tolist()) == list(range(len(balanced.windows)))
+
+    def spread(b):
+        real = np.array([b.lengths[ids].sum() for ids in b.plan(0)][:-1], float)  # the last may be partial
+        return real.std() / real.mean()
+
+    assert spread(balanced) < 0.5 * spread(fixed)
+    assert abs(len(balanced.plan(0)) - len(fixed.plan(0))) <= 0.25 * len(fixed.plan(0))
+    # an explicit budget wins over balancing
+    assert PaddedBatcher(seqs, max_len=20, token_budget=100, balance_tokens=True).token_budget == 100
+
+
 def test_min_len_drops_windows_without_a_target(seqs):
     b = PaddedBatcher(seqs, batch_size=8, max_len=20, min_len=2)
     assert b.lengths.min() >= 2
