@@ -1,4 +1,4 @@
-"""KT benchmark: our DKT / SAKT / AKT against pykt-toolkit's DKT / SAKT, side by side, one run.
+"""KT benchmark: our DKT / SAKT / AKT (/ DKT-F) against pykt-toolkit's DKT / SAKT, side by side, one run.
 
 Same data (pyKT's ASSIST2015 split: 4 folds train, 1 fold early stopping, both test files),
 same batch size, optimiser, learning rate and stopping rule (validation AUC, patience), same
@@ -31,6 +31,7 @@ OURS = {
     "dkt": {"model_params": {"dim": 200, "hidden": 200, "dropout": 0.5}, "lr": 1e-3},
     "sakt": {"model_params": {"dim": 128, "num_heads": 8, "num_blocks": 1, "dropout": 0.2}, "lr": 1e-3},
     "akt": {"model_params": {}, "lr": 1e-4},
+    "dkt_forget": {"model_params": {"dim": 200, "hidden": 200, "dropout": 0.5}, "lr": 1e-3},  # no pykt peer run
 }
 
 
