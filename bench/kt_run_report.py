@@ -18,7 +18,14 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PYKT_PUBLISHED = {("assist2015", "dkt"): 0.7271, ("assist2015", "sakt"): 0.7114, ("assist2015", "akt"): 0.7281}
+# (what the figure is, pyKT's published 5-fold mean test AUC); models pyKT did not run on a
+# dataset are held to its best published model there
+PYKT_PUBLISHED = {
+    ("assist2015", "dkt"): ("pyKT's published DKT", 0.7271),
+    ("assist2015", "sakt"): ("pyKT's published SAKT", 0.7114),
+    ("assist2015", "akt"): ("pyKT's published AKT", 0.7281),
+    ("assist2015", "dkt_forget"): ("pyKT's best published (AKT)", 0.7281),
+}
 
 
 def render(report: dict, command: str) -> str:
@@ -27,7 +34,7 @@ def render(report: dict, command: str) -> str:
     secs = sorted(h["epoch_seconds"] for h in hist)[len(hist) // 2]
     test, window = report["test"].get("test", {}), report["test"].get("test_window", {})
     data, model = report["data"], report["model"]
-    published = PYKT_PUBLISHED.get((data, model))
+    published = PYKT_PUBLISHED.get((data, model), (None, None))[1]
     cfg = report.get("config", {})
     early = report["epochs_run"] < cfg.get("max_epochs", report["epochs_run"] + 1)
     stopped = "trained to early stopping" if early else f"{report['epochs_run']} epochs, best epoch by validation AUC"
@@ -51,7 +58,7 @@ def render(report: dict, command: str) -> str:
 def render_folds(reports: list[dict], command: str) -> str:
     """One row per fold run and their mean ± standard deviation (pyKT reports 5-fold means)."""
     data, model = reports[0]["data"], reports[0]["model"]
-    published = PYKT_PUBLISHED.get((data, model))
+    label, published = PYKT_PUBLISHED.get((data, model), (None, None))
     keys = [("valid", None, "auc"), ("test", "test", "auc"), ("test", "test", "acc"), ("window", "test_window", "auc"),
             ("window", "test_window", "acc")]
 
@@ -72,7 +79,7 @@ def render_folds(reports: list[dict], command: str) -> str:
     rows.append(f"| mean ± sd ({len(reports)} folds) | | " + " | ".join(stats) + " |")
     test_mean = float(np.mean([value(r, "test", "auc") for r in reports]))
     verdict = "" if published is None else (
-        f"pyKT's published 5-fold mean test AUC: {published:.4f}; ours {test_mean:.4f} "
+        f"{label} 5-fold mean test AUC: {published:.4f}; ours {test_mean:.4f} "
         f"({'at or above' if test_mean >= published else 'below'} it by {abs(test_mean - published):.4f})."
     )
     return "\n".join([
