@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--job", help=argparse.SUPPRESS)
     ap.add_argument("--datasets", default="assist2015")
     ap.add_argument("--folds", default="0")
-    ap.add_argument("--models", default="dkt,sakt,akt")
+    ap.add_argument("--models", default="dkt,sakt,akt,dkt_forget")
     ap.add_argument("--peers", default="dkt,sakt", help="pykt-toolkit models to run (assist2015 only); '' for none")
     ap.add_argument("--max-epochs", type=int, default=200)
     ap.add_argument("--patience", type=int, default=10)

@@ -134,9 +134,11 @@ def test_bad_options_give_clear_errors(tiny_splits, tmp_path):
         TrainConfig.from_dict({"epochs": 3})
     with pytest.raises(ValueError, match="scheduler"):
         train(tiny_config(scheduler="step"), tiny_splits, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="batching"):
+        train(tiny_config(batching="buckets"), tiny_splits, checkpoint_dir=tmp_path)
 
 
-@pytest.mark.parametrize("name", ["sakt", "akt", "simplekt"])
+@pytest.mark.parametrize("name", ["sakt", "akt", "simplekt", "dkt_forget"])
 def test_other_registered_models_train(name, tiny_splits, tmp_path):
     from kt.models.base import available_models
 
