@@ -40,7 +40,7 @@ NUM_SCALARS = 3  # smoothed success rate, log1p(trials), log1p(correct)
 
 @dataclass
 class DKTForgetConfig(DKTConfig):
-    feature_dim: int = 32  # size of the embedded per-concept history features
+    feature_dim: int = 32  # the output side's history features (the input side's have size dim)
     use_items: bool = True  # item bias on the output logit
 
 
@@ -140,7 +140,9 @@ class DKTForget(DKT):
         features = self.output_features(hist["trials"], hist["correct"], hist["gap"], hist["last"])
         return self._logits(hidden, features, batch.items, batch.concepts)
 
-    # ------------------------------------------------------------------ online: O(1) per event
+    # ------------------------------------------------------------------ online
+    # O(num_concepts) per event: the per-concept counters are copied, not changed in place, so a
+    # state stays valid after later updates (as the contract needs).
     # State: the LSTM's (h, c) and, per concept, trials, correct answers, the position of the
     # latest attempt and its response; ``step`` is the number of interactions absorbed.
     def init_state(self, batch_size: int, device: torch.device | str | None = None) -> KTState:
@@ -178,7 +180,21 @@ class DKTForget(DKT):
     @torch.no_grad()
     def query(self, state: KTState, items: torch.Tensor, concepts: torch.Tensor) -> torch.Tensor:
         h = state["h"][-1]  # (B, H)
-        features = self.output_features(*self._features_of(state, concepts))  # (B', Q, F)
-        b, q = features.shape[:2]
-        hidden = h.unsqueeze(1).expand(b, q, -1)
-        return self._logits(hidden, features, items.expand(b, -1), concepts.expand(b, -1))
+        b = max(h.shape[0], concepts.shape[0])
+        items, concepts = items.expand(b, -1), concepts.expand(b, -1)
+        if concepts.shape[1] <= self.config.num_concepts:
+            features = self.output_features(*self._features_of(state, concepts))  # (B, Q, F)
+            return self._logits(h.unsqueeze(1).expand(b, concepts.shape[1], -1), features, items, concepts)
+        # many queries (a mastery panel, a planner's pool): the logit before the item bias depends
+        # on the concept alone, so score every concept once, (B, C+1), and gather, instead of
+        # (B, Q, H+F) products; in float32 under any autocast, as DKT's long query
+        every = torch.arange(self.config.num_concepts + 1, device=h.device).unsqueeze(0)  # (1, C+1)
+        with torch.autocast(h.device.type, enabled=False):
+            features = self.output_features(*self._features_of(state, every)).float()  # (B', C+1, F)
+            w = self.out.weight.float()  # (C+1, H+F)
+            hidden = h.float() @ w[:, : h.shape[-1]].T  # (B, C+1)
+            table = hidden + (features * w[:, h.shape[-1] :]).sum(-1) + self.out_bias.weight.float().T
+            logits = table.expand(b, -1).gather(1, concepts)
+            if self.item_bias is not None:
+                logits = logits + self.item_bias(items).squeeze(-1).float()
+        return logits

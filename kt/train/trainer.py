@@ -49,7 +49,7 @@ class TrainConfig:
     batch_size: windows per batch (on average, with ``batching="tokens"``).
     batching: "tokens" (default): length-bucketed batches that each hold about ``batch_size`` x
       the mean window length interactions, so every step weighs about as many interactions
-      (:mod:`kt.train.batching` says why: +0.0036 test AUC for DKT on ASSIST2015); "windows":
+      (:mod:`kt.train.batching` says why: +0.0034 test AUC for DKT on ASSIST2015); "windows":
       exactly ``batch_size`` windows per batch, as pyKT. ``token_budget``: an explicit cap on
       padded tokens per batch instead (either mode).
     bucket_chunk_batches: larger = less padding, less randomness in batch composition. On
@@ -85,6 +85,10 @@ class TrainConfig:
     max_len: int = 200
     find_unused_parameters: bool = False  # DDP: set for models with parameters a batch may skip
     progress: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.batching not in ("tokens", "windows"):
+            raise ValueError(f"batching must be 'tokens' or 'windows' (got {self.batching!r})")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -211,6 +215,23 @@ def _make_scheduler(name: str, optimizer: torch.optim.Optimizer, max_epochs: int
     return factories[name]()
 
 
+# TrainConfig fields that decide the batch plan: a resumed run must keep them
+PLAN_FIELDS = ("batching", "batch_size", "token_budget", "bucket_chunk_batches", "max_len", "seed")
+
+
+def _check_same_batch_plan(path: Path, saved: dict[str, Any], config: TrainConfig) -> None:
+    """Resuming with other batching would change the run's batches half-way through. Runs saved
+    before ``batching`` existed used fixed window counts."""
+    if not saved:
+        return
+    saved = {"batching": "windows", **saved}
+    changed = [f"{k}={saved[k]!r} (now {getattr(config, k)!r})" for k in PLAN_FIELDS
+               if k in saved and saved[k] != getattr(config, k)]
+    if changed:
+        raise ValueError(f"{path}: the run was started with {', '.join(changed)}; resume with the same "
+                         "settings (e.g. --set batching=...) or start a new run")
+
+
 def masked_bce(logits: torch.Tensor, batch) -> tuple[torch.Tensor, int]:
     """Mean BCE over real positions t >= 1 (pyKT skips t = 0). logits: (B, T)."""
     keep = batch.mask[:, 1:]  # (B, T-1)
@@ -261,6 +282,7 @@ def train(
         state = read_checkpoint(ckpt_dir / LAST_CHECKPOINT, map_location=device)
         if state["model_name"] != config.model:
             raise ValueError(f"{ckpt_dir / LAST_CHECKPOINT}: holds model {state['model_name']!r}, not {config.model!r}")
+        _check_same_batch_plan(ckpt_dir / LAST_CHECKPOINT, state.get("train_config") or {}, config)
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):
@@ -276,8 +298,6 @@ def train(
         if state.get("rng"):
             set_rng_state(state["rng"])
 
-    if config.batching not in ("tokens", "windows"):
-        raise ValueError(f"batching must be 'tokens' or 'windows' (got {config.batching!r})")
     if not 0.0 <= config.ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1) (got {config.ema_decay})")
     ema = WeightAverage(model, config.ema_decay) if config.ema_decay > 0 else None

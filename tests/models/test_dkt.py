@@ -1,9 +1,19 @@
-"""DKT's online query: a long candidate list (scored once per concept) gives the same logits as
-short queries, for one user or many, in float32 under autocast too."""
+"""DKT's (and DKT-F's) online query: a long candidate list (scored once per concept) gives the
+same logits as short queries, for one user or many, in float32 under autocast too."""
 
 from __future__ import annotations
 
+import pytest
 import torch
+
+RECURRENT = ["dkt", "dkt_forget"]
+
+
+def _model(kit, name):
+    model = kit.tiny_model(name).eval()
+    if getattr(model, "item_bias", None) is not None:  # zero at init: give items a real effect
+        torch.nn.init.normal_(model.item_bias.weight, generator=torch.Generator().manual_seed(3))
+    return model
 
 
 def _state(model, kit, b: int):
@@ -21,8 +31,9 @@ def _short(model, state, concepts):
                       for s in range(0, concepts.shape[1], n)], dim=1)
 
 
-def test_long_query_equals_short_queries(kit):
-    model = kit.tiny_model("dkt").eval()
+@pytest.mark.parametrize("name", RECURRENT)
+def test_long_query_equals_short_queries(name, kit):
+    model = _model(kit, name)
     g = torch.Generator().manual_seed(0)
     for b in (1, 3):
         state = _state(model, kit, b)
@@ -36,8 +47,9 @@ def test_long_query_equals_short_queries(kit):
     torch.testing.assert_close(model.query(state, concepts, concepts), _short(model, state, concepts))
 
 
-def test_long_query_is_float32_under_autocast(kit):
-    model = kit.tiny_model("dkt").eval()
+@pytest.mark.parametrize("name", RECURRENT)
+def test_long_query_is_float32_under_autocast(name, kit):
+    model = _model(kit, name)
     state = _state(model, kit, 2)
     concepts = torch.randint(1, kit.num_concepts + 1, (2, 4 * kit.num_concepts))
     exact = model.query(state, concepts, concepts)

@@ -102,6 +102,21 @@ def test_weight_average_moves_toward_the_live_weights_and_swaps_back():
     assert torch.allclose(lin.weight, start + 4.0)  # the live weights are back
 
 
+def test_resume_refuses_a_different_batch_plan(tiny_splits, tmp_path):
+    train(tiny_config(max_epochs=1, batching="windows"), tiny_splits, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="batching='windows'"):
+        train(tiny_config(max_epochs=2), tiny_splits, checkpoint_dir=tmp_path, resume=True)
+    # a run saved before `batching` existed used fixed window counts
+    last = tmp_path / "last.pt"
+    state = torch.load(last, weights_only=False)
+    del state["train_config"]["batching"]
+    torch.save(state, last)
+    with pytest.raises(ValueError, match="batching='windows'"):
+        train(tiny_config(max_epochs=2), tiny_splits, checkpoint_dir=tmp_path, resume=True)
+    resumed = train(tiny_config(max_epochs=2, batching="windows"), tiny_splits, checkpoint_dir=tmp_path, resume=True)
+    assert [h["epoch"] for h in resumed.history] == [0, 1]
+
+
 def test_weight_averaging_keeps_and_resumes_the_average(tiny_splits, tmp_path):
     plain = train(tiny_config(max_epochs=3), tiny_splits, checkpoint_dir=tmp_path / "plain")
     averaged = train(tiny_config(max_epochs=3, ema_decay=0.9), tiny_splits, checkpoint_dir=tmp_path / "avg")
