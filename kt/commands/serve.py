@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     else:
         from kt.api.workers import port_is_free, reuse_port_supported, serve_workers
+        from kt.mastery.store import MasteryStateStore
         from kt.store import EventStore
         from kt.train.tracking import champion_version
 
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         # the schemas once, here: N workers creating missing tables at the same moment could race
         # (the store's on PostgreSQL after an upgrade; a new MLflow SQLite store's on any start)
         EventStore(settings.db_url).close()
+        MasteryStateStore(settings.db_url).close()
         champion_version(settings)
         # each worker builds its own app from the environment
         os.environ["KT_HOME"] = str(settings.home)

@@ -72,7 +72,12 @@ class MasteryStateStore:
             sa.Column("practiced_mastery", sa.Text, nullable=False),
             sa.Column("updated_at", sa.Float, nullable=False),
         )
-        md.create_all(self.engine)
+        try:
+            md.create_all(self.engine)
+        except sa.exc.DBAPIError:
+            # another process created the table between our check and our CREATE: fine if it exists
+            if not sa.inspect(self.engine).has_table(table):
+                raise
         if self.engine.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:
