@@ -124,8 +124,8 @@ class PaddedBatcher:
     def _windows_per_batch(self) -> int:
         if self.token_budget is None:
             return self.batch_size
-        mean = float(self.lengths.mean()) if len(self.lengths) else float(self.max_len)
-        return max(1, int(self.token_budget / max(mean, 1.0)))
+        total = int(self.lengths.sum())  # integers again: the same chunking on every rank
+        return max(1, self.token_budget * len(self.lengths) // total) if total else 1
 
     def plan(self, epoch: int | None = None) -> list[np.ndarray]:
         """All batches of an epoch (window ids), identical on every rank."""
