@@ -4,8 +4,8 @@ Follows pyKT's training protocol (Liu et al., NeurIPS 2022): Adam, batch 256, wi
 early stopping on validation AUC with patience 10, at most 200 epochs, the best epoch's
 weights kept. Departures: batches are length-bucketed instead of padded to 200 (same loss,
 less padding) and hold about equal numbers of interactions rather than 256 windows each (so
-short windows do not steer training; see :mod:`kt.train.batching`); optional bf16 autocast on CUDA; optional gradient
-clipping and LR schedule (off by default, as in pyKT).
+short windows do not steer training; see :mod:`kt.train.batching`); optional bf16 autocast on
+CUDA; optional gradient clipping and LR schedule (off by default, as in pyKT).
 
 Loss: binary cross-entropy with logits, averaged over the real positions t >= 1 of each
 window. Position 0 has no history; pyKT trains and evaluates from the second interaction
