@@ -36,6 +36,7 @@ COUNT_BUCKETS = 8  # log2 buckets of the past trial count: 0, 1, 2-3, 4-7, ..., 
 GAP_BUCKETS = 9  # 0 = never seen, then log2 buckets of the gap in interactions: 1, 2-3, ..., 128+
 LAST_RESPONSES = 3  # never seen, wrong, right
 NUM_SCALARS = 3  # smoothed success rate, log1p(trials), log1p(correct)
+HISTORY = ("trials", "correct", "gap", "last")  # concept_history's keys, in HistoryFeatures' order
 
 
 @dataclass
@@ -74,10 +75,8 @@ def concept_history(concepts: torch.Tensor, responses: torch.Tensor) -> dict[str
     prev_p = torch.where(first, p, p.roll(1, dims=1))
     gap = torch.where(first, torch.zeros_like(p), p - prev_p)
     last = torch.where(first, torch.zeros_like(r), r.roll(1, dims=1) + 1)
-    out = {}
-    for name, sorted_values in (("trials", trials), ("correct", correct), ("gap", gap), ("last", last)):
-        out[name] = torch.empty_like(sorted_values).scatter_(1, order, sorted_values)
-    return out
+    return {name: torch.empty_like(v).scatter_(1, order, v)
+            for name, v in zip(HISTORY, (trials, correct, gap, last), strict=True)}
 
 
 class HistoryFeatures(nn.Module):
@@ -132,12 +131,12 @@ class DKTForget(DKT):
         h0, c0 = self._initial(b)
         if t > 1:
             x = self._interactions(batch.concepts[:, :-1], batch.responses[:, :-1])  # (B, T-1, D)
-            x = x + self.input_features(*(hist[k][:, :-1] for k in ("trials", "correct", "gap", "last")))
+            x = x + self.input_features(*(hist[k][:, :-1] for k in HISTORY))
             hs, _ = self._lstm(x, (h0, c0))  # (B, T-1, H)
             hidden = torch.cat([h0[-1].unsqueeze(1), hs], dim=1)  # (B, T, H)
         else:
             hidden = h0[-1].unsqueeze(1)
-        features = self.output_features(hist["trials"], hist["correct"], hist["gap"], hist["last"])
+        features = self.output_features(*(hist[k] for k in HISTORY))
         return self._logits(hidden, features, batch.items, batch.concepts)
 
     # ------------------------------------------------------------------ online
