@@ -37,13 +37,17 @@ def render(report: dict, command: str) -> str:
     published = PYKT_PUBLISHED.get((data, model), (None, None))[1]
     cfg = report.get("config", {})
     early = report["epochs_run"] < cfg.get("max_epochs", report["epochs_run"] + 1)
-    stopped = "trained to early stopping" if early else f"{report['epochs_run']} epochs, best epoch by validation AUC"
+    n = report["epochs_run"]
+    stopped = "trained to early stopping" if early else f"{n} epoch{'s' if n != 1 else ''}, best epoch by validation AUC"
+    # runs saved before TrainConfig.batching existed used fixed window counts
+    batching = {"tokens": "batches balanced by interactions", "windows": "fixed windows per batch"}.get(
+        cfg.get("batching", "windows"), cfg.get("batching"))
 
     def f(x):
         return "—" if x is None else f"{x:.4f}"
 
     return "\n".join([
-        f"### KT protocol run: our {model.upper()} on {data}, fold {report['fold']}, {stopped} ({report['device']})",
+        f"### KT protocol run: our {model.upper()} on {data}, fold {report['fold']}, {stopped}, {batching} ({report['device']})",
         "",
         f"`{command}`",
         "",

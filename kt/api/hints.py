@@ -16,7 +16,7 @@ def docs_url(host: str = "127.0.0.1", port: int = 8000) -> str:
 
 
 def serve_hints(
-    settings: Settings | None = None, user_id: str = "u00000", host: str = "127.0.0.1", port: int = 8000,
+    settings: Settings | None = None, *, user_id: str, host: str = "127.0.0.1", port: int = 8000,
     world_dir: str | None = None, bundles: int = 3, size: int = 5,
 ) -> dict[str, str]:
     """``{"serve": <kt serve command>, "curl": <curl fetching a learning path with the first API key>,

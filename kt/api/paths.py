@@ -67,6 +67,10 @@ def path_request(services: Services, user_id: str, bundles: int = 3, size: int =
     services.sync_catalog()  # catalog changes made through other worker processes
     n_all, n_inter = services.store.user_event_counts(user_id)
     require_known(services, user_id, n_all)
+    planner_config = services.world.planner.config
+    if not planner_config.min_bundle <= size <= planner_config.max_bundle:
+        raise HTTPException(status_code=422, detail=f"size: items per bundle must be {planner_config.min_bundle}.."
+                                                    f"{planner_config.max_bundle} (the planner's bundle limits), got {size}")
     bad = [x for x in (lang or []) if not LANGUAGE.fullmatch(x)]
     if bad:
         raise HTTPException(status_code=422, detail=f"lang: not ISO 639-1 code(s): {', '.join(map(repr, bad))}")

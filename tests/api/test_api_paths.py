@@ -37,6 +37,16 @@ def test_goal_topics_and_unknown_goal(client):
     assert client.get("/v1/users/never-seen/path").status_code == 404
 
 
+def test_bundle_size_outside_the_planners_limits_is_refused(client):
+    # the planner clips sizes to its limits; a reply with fewer items than asked would mislead
+    user = _active_user(client)
+    for size in (2, 11):
+        r = client.get(f"/v1/users/{user}/path", params={"size": size})
+        assert r.status_code == 422 and "size" in r.json()["error"] and "3..10" in r.json()["error"]
+    r = client.get(f"/v1/users/{user}/path", params={"size": 10, "bundles": 1})
+    assert r.status_code == 200 and len(r.json()["bundles"][0]["items"]) <= 10
+
+
 def test_new_item_is_recommendable_at_once(client):
     """Cold start: items in a language nobody has used yet, posted via the API, make up the path
     asked for in that language (topic index; no folder edges, no interactions)."""
