@@ -16,6 +16,7 @@ order: missing, type, constraint, duplicate key, foreign key.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from collections import Counter
@@ -39,6 +40,17 @@ from kt.data.schema import (
 __all__ = ["DataError", "LoadResult", "World", "load_table", "load_world", "validate_events", "find_table_path"]
 
 META_COLUMNS = ["_file", "_row", "_field", "_code", "_reason"]
+
+
+# exact integers in a float64 (and what an int64 column can take without wrapping)
+MAX_EXACT_INT = 2**53
+TYPE_NAMES = {
+    "str": "not a string",
+    "int": "not an integer (a whole number, at most 2**53 in size)",
+    "float": "not a finite number",
+    "bool": "not true/false",
+    "timestamp": "not a timestamp",
+}
 
 
 @dataclass
@@ -74,6 +86,8 @@ class LoadResult:
 def _read_csv_raw(path: Path, schema: TableSchema) -> tuple[pd.DataFrame, list[tuple[int, str, str, dict]]]:
     """CSV -> all-string DataFrame with _file/_row, plus malformed rows (row, code, reason, values)."""
     raw = path.read_bytes()
+    bom = raw.startswith(codecs.BOM_UTF8)  # spreadsheet exports often start with one
+    raw = raw[len(codecs.BOM_UTF8):] if bom else raw
     if not raw.strip():
         raise DataError(path, None, "-", "empty file")
     try:
@@ -90,7 +104,7 @@ def _read_csv_raw(path: Path, schema: TableSchema) -> tuple[pd.DataFrame, list[t
         first = next(csv.reader(io.StringIO(text[: text.find("\n") + 1 or len(text)], newline="")))
     except (csv.Error, StopIteration):
         first = []
-    fast = _read_csv_fast(path, first) if first else None
+    fast = _read_csv_fast(path, first) if first and not bom else None
     if fast is not None:
         return fast, []
     # Slow, exact path: Python's csv module reports each malformed row precisely.
@@ -215,17 +229,25 @@ def _coerce(values: pd.Series, col: Column, now: pd.Timestamp) -> tuple[pd.Serie
         typed = values.astype(object).where(values.notna() & ~blank, None)
         bad_type = np.zeros(len(values), bool)
     elif col.dtype == "str":
-        typed = values.map(lambda v: v if isinstance(v, str) else (str(v) if isinstance(v, int | np.integer) else None),
-                           na_action="ignore")
+        # integers are ids too (JSON, Parquet); booleans are not, though Python counts them as ints
+        typed = values.map(lambda v: v if isinstance(v, str) else (
+            str(v) if isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_) else None), na_action="ignore")
         bad_type = present & typed.isna().to_numpy()
         typed = typed.where(~bad_type, None).astype(object)
         typed = typed.where(typed.map(lambda v: v is None or v.strip() != "", na_action="ignore").fillna(True), None)
     elif col.dtype in ("float", "int"):
-        num = values.astype(float) if pd.api.types.is_numeric_dtype(values) else pd.to_numeric(values, errors="coerce")
+        if pd.api.types.is_bool_dtype(values):  # true/false is not a number, whatever Python says
+            num = pd.Series(np.nan, index=values.index)
+        elif pd.api.types.is_numeric_dtype(values):
+            num = values.astype(float)
+        else:
+            is_bool = values.map(lambda v: isinstance(v, bool | np.bool_), na_action="ignore").fillna(False).to_numpy(bool)
+            num = pd.to_numeric(values.where(~is_bool, None), errors="coerce")
         num = num.astype(float)
         bad_type = present & (num.isna() | ~np.isfinite(num.fillna(0))).to_numpy()
         if col.dtype == "int":
-            bad_type |= present & ~bad_type & (num.fillna(0) % 1 != 0).to_numpy()
+            # beyond 2**53 a float no longer holds every integer, and int64 would wrap: not a count
+            bad_type |= present & ~bad_type & ((num.fillna(0) % 1 != 0) | (num.abs() > MAX_EXACT_INT)).to_numpy()
         typed = num.where(~bad_type)
     elif col.dtype == "bool":
         mapping = {"true": True, "false": False, "1": True, "0": False, True: True, False: False}
@@ -309,19 +331,9 @@ def _validate_frame(
             probs.add(t.isna().to_numpy() & ~bad_type, col.name, "missing", "missing required value")
         probs.values = values
         probs.add(bad_type, col.name, "bad_timestamp" if col.dtype == "timestamp" else "bad_type",
-                  lambda v, c=col: f"not a {c.dtype}: {_show(v)}")
+                  lambda v, c=col: f"{TYPE_NAMES[c.dtype]}: {_show(v)}")
         probs.add(bad_con, col.name, con_code, lambda v, c=col: _constraint_reason(v, c))
         typed[col.name] = t
-    # Duplicate keys: within the frame (the first occurrence wins) and against already-known ids.
-    if schema.key:
-        key_cols = list(schema.key)
-        cand = ~probs.bad
-        keys = typed[key_cols].astype(str).agg("\x1f".join, axis=1) if len(key_cols) > 1 else typed[key_cols[0]]
-        dup = cand & keys.where(cand).duplicated(keep="first").to_numpy() & keys.notna().to_numpy()
-        probs.add(dup, "/".join(key_cols), "duplicate_key", f"duplicate {'/'.join(key_cols)} in this file")
-        if len(key_cols) == 1 and known_ids and f"{schema.name}.{key_cols[0]}" in known_ids:
-            seen = known_ids[f"{schema.name}.{key_cols[0]}"]
-            probs.add(keys.isin(seen).to_numpy(), key_cols[0], "duplicate_key", f"{key_cols[0]} already loaded")
     unchecked = []
     for fk in schema.foreign_keys:
         if fk.table == schema.name:  # self-reference: ids defined by this very file
@@ -342,6 +354,17 @@ def _validate_frame(
             bad = vals.notna().to_numpy() & ~vals.isin(target).to_numpy()
             probs.values = vals
             probs.add(bad, fk.column, "unknown_id", lambda v, t=fk.target: f"unknown {t} {_show(v)}")
+    # Duplicate keys, last: within the frame the first *valid* occurrence wins (a copy rejected for
+    # any other reason must not make a valid repeat a duplicate), and against already-known ids.
+    if schema.key:
+        key_cols = list(schema.key)
+        cand = ~probs.bad
+        keys = typed[key_cols].astype(str).agg("\x1f".join, axis=1) if len(key_cols) > 1 else typed[key_cols[0]]
+        dup = cand & keys.where(cand).duplicated(keep="first").to_numpy() & keys.notna().to_numpy()
+        probs.add(dup, "/".join(key_cols), "duplicate_key", f"duplicate {'/'.join(key_cols)} in this file")
+        if len(key_cols) == 1 and known_ids and f"{schema.name}.{key_cols[0]}" in known_ids:
+            seen = known_ids[f"{schema.name}.{key_cols[0]}"]
+            probs.add(keys.isin(seen).to_numpy(), key_cols[0], "duplicate_key", f"{key_cols[0]} already loaded")
     return typed, probs, unchecked
 
 
@@ -356,6 +379,21 @@ def _finish_types(clean: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
         elif col.dtype == "str":
             clean[col.name] = clean[col.name].astype(object)
     return clean.reset_index(drop=True)
+
+
+def _check_header(path: Path, columns: list[str], schema: TableSchema) -> None:
+    """A column named twice, or one the contract does not know (a misspelt ``folderid`` would
+    silently lose its values), makes the whole file unreadable: which copy or which field was
+    meant is the author's call, not ours."""
+    seen: set[str] = set()
+    for c in columns:
+        if c in seen:
+            raise DataError(path, None, c, "column named twice in the header")
+        seen.add(c)
+    unknown = [c for c in columns if c not in schema.column_names]
+    if unknown:
+        raise DataError(path, None, unknown[0], f"unknown column(s) {', '.join(map(repr, unknown))}; the {schema.name} "
+                                                 f"table has {', '.join(schema.column_names)}")
 
 
 # ----------------------------------------------------------------------------- public API
@@ -387,6 +425,7 @@ def load_table(
             raw, malformed = _read_csv_raw(f, schema)
         else:
             raise DataError(f, None, "-", "unsupported file type (expected .csv or .parquet)")
+        _check_header(f, [c for c in raw.columns if c != "_row"], schema)
         missing = [c for c in schema.required_columns if c not in raw.columns]
         if missing:
             raise DataError(f, None, missing[0], f"missing required column(s): {', '.join(missing)}")
@@ -440,7 +479,8 @@ def validate_events(
     """Validate events given as a DataFrame or a list of dicts (e.g. an HTTP ingest batch).
 
     Returns (accepted typed DataFrame with an ``index`` column = position in the input, rejected list of
-    ``{"index", "field", "reason"}``). Ids in ``seen_event_ids`` are duplicates (idempotent ingest is the
+    ``{"index", "field", "code", "reason"}``; code ``duplicate_key``: a later copy of an event_id whose
+    first valid copy was accepted). Ids in ``seen_event_ids`` are duplicates (idempotent ingest is the
     caller's decision: it may treat them as already stored). None for a set skips that check.
     """
     df = pd.DataFrame(list(events)) if not isinstance(events, pd.DataFrame) else events.reset_index(drop=True)
@@ -457,7 +497,8 @@ def validate_events(
     accepted = _finish_types(typed.loc[~bad].copy(), EVENTS)
     accepted.insert(0, "index", np.flatnonzero(~bad))
     rejected = [
-        {"index": int(i), "field": str(probs.field[i]), "reason": str(probs.reason[i])} for i in np.flatnonzero(bad)
+        {"index": int(i), "field": str(probs.field[i]), "code": str(probs.code[i]), "reason": str(probs.reason[i])}
+        for i in np.flatnonzero(bad)
     ]
     return accepted, rejected
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
 
@@ -90,8 +92,50 @@ def test_mastery_changes_after_new_events(client):
 
 def test_nul_characters_are_rejected_per_item(client):
     items = _items(client)
-    batch = [_event(0, items[0], user="nul\x00user"), _event(1, items[1], folder_id="f\x00"), _event(2, items[2])]
+    batch = [_event(0, items[0], user="nul\x00user", event_id="nul-0"), _event(1, items[1], folder_id="f\x00"), _event(2, items[2])]
     body = client.post("/v1/events", json={"events": batch}).json()
     assert body["accepted"] == 1 and body["rejected"] == 2
     assert {(e["index"], e["field"]) for e in body["errors"]} == {(0, "user_id"), (1, "folder_id")}
     assert client.get("/v1/users/a%00b/mastery").status_code == 422
+
+
+def test_a_repeat_of_an_invalid_first_copy_is_stored_not_called_duplicate(client):
+    # "duplicate" tells the client the event is stored; it must never cover an event that is not
+    items = _items(client)
+    cases = [
+        (_event(20, items[0], read_fraction="bad"), _event(20, items[0])),
+        (_event(21, "no-such-item"), _event(21, items[1])),
+        (_event(22, items[2], folder_id="f\x00"), _event(22, items[2])),
+    ]
+    batch = [ev for pair in cases for ev in pair]
+    body = client.post("/v1/events", json={"events": batch}).json()
+    assert body["accepted"] == 3 and body["duplicates"] == 0 and body["rejected"] == 3
+    assert sorted(e["index"] for e in body["errors"]) == [0, 2, 4]
+    ids = [first["event_id"] for first, _ in cases]
+    assert client.app.state.services.store.existing_ids("events", ids) == set(ids)
+    # a repeat of a valid first copy is still an idempotent duplicate
+    again = client.post("/v1/events", json={"events": [_event(23, items[3]), _event(23, items[3])]}).json()
+    assert again["accepted"] == 1 and again["duplicates"] == 1 and again["duplicate_ids"] == ["api-api-user-23"]
+
+
+def test_unknown_fields_oversized_counts_booleans_and_bad_text_are_rejected(client):
+    items = _items(client)
+    batch = [
+        _event(30, items[0], quizCorrect=0),  # misspelt: quiz_correct would silently stay 1.0
+        _event(31, items[0], n_highlights=10**20),  # would wrap around in int64
+        _event(32, items[0], read_fraction=True),
+        _event(33, items[0], event_id=True),
+        _event(34, items[0], folder_id="f\ud800"),  # a lone surrogate: not UTF-8
+        _event(35, items[0]),
+    ]
+    # the surrogate travels as a JSON escape (valid JSON text; decoded, not encodable as UTF-8)
+    r = client.post("/v1/events", content=json.dumps({"events": batch}).encode(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    errors = {e["index"]: e for e in body["errors"]}
+    assert body["accepted"] == 1 and set(errors) == {0, 1, 2, 3, 4}
+    assert errors[0]["field"] == "quizCorrect" and "unknown field" in errors[0]["reason"]
+    assert errors[1]["field"] == "n_highlights" and "integer" in errors[1]["reason"]
+    assert errors[2]["field"] == "read_fraction"
+    assert errors[3]["field"] == "event_id"
+    assert errors[4]["field"] == "folder_id" and "UTF-8" in errors[4]["reason"]

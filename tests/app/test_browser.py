@@ -89,7 +89,7 @@ def browser():
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def test_every_page_renders_in_chromium(explorer, browser):
+def test_every_page_renders_in_chromium(explorer, browser, tmp_path_factory):
     import pandas as pd
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
@@ -100,7 +100,7 @@ def test_every_page_renders_in_chromium(explorer, browser):
     user = str(ev["user_id"].value_counts().sort_index().idxmax())
     pages = [("", "Overview", VEGA), ("user?user=" + user, "User", VEGA), ("topics", "Topics", GRAPHVIZ),
              ("experiments", "Experiments", VEGA), ("planner_eval", "Planner evaluation", VEGA)]
-    shots = Path(tempfile.mkdtemp(prefix="kt-explorer-screenshots-"))
+    shots = tmp_path_factory.mktemp("explorer-screenshots")  # pytest keeps the last few runs' screenshots
     for path, title, chart in pages:
         browser.get(f"{url}/{path}")
         wait = WebDriverWait(browser, 120)

@@ -272,3 +272,32 @@ def test_simulator_world_satisfies_the_contract(tmp_path):
     assert world.n_rejected == 0, world.summary_lines()
     assert len(world.events) > 0 and len(world.topics) == 8
     assert not any(r.unchecked_foreign_keys for r in world.results.values())
+
+
+def test_integers_beyond_float_precision_are_rejected_not_wrapped(tmp_path):
+    # int64 would wrap 99999999999999999999 to a negative count
+    path = events_file(tmp_path, [GOOD, "e2,u1,c1,2024-02-01T10:00:00Z,,0.5,10,99999999999999999999,"])
+    res = load_events(path, tmp_path)
+    assert_rejected(res, tmp_path, row=2, field="n_highlights", code="bad_type", n_clean=1)
+    assert (res.clean["n_highlights"] >= 0).all()
+
+
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_column(tmp_path):
+    path = events_file(tmp_path, [GOOD])
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    res = load_events(path, tmp_path)
+    assert res.clean["event_id"].tolist() == ["e1"] and res.n_rejected == 0
+
+
+@pytest.mark.parametrize("header, field, words", [
+    (EVENTS_HEADER.replace("folder_id", "folderid"), "folderid", "unknown column"),
+    (EVENTS_HEADER + ",quiz_answer", "quiz_answer", "unknown column"),
+    (EVENTS_HEADER.replace("quiz_correct", "event_id"), "event_id", "named twice"),
+])
+def test_unknown_or_repeated_columns_name_the_column(tmp_path, header, field, words):
+    path = tmp_path / "events.csv"
+    extra = ",1" if header.endswith("quiz_answer") else ""
+    path.write_text(header + "\n" + GOOD + extra + "\n", encoding="utf-8")
+    with pytest.raises(DataError) as ei:
+        load_events(path, tmp_path)
+    assert_data_error(ei.value, path, None, field, words)

@@ -1,8 +1,11 @@
 """POST /v1/events: batch ingest of highlight events.
 
-Per event, in order: repeated event_id inside the batch -> duplicate; contract validation
-(:func:`kt.data.io.validate_events`: types, ranges, timestamps, known content_id) -> rejected
-with (index, field, reason); the outcome rule labels the rest; one transaction stores them
+Per event: unknown fields and text that cannot be stored (NUL, lone surrogates) -> rejected;
+contract validation (:func:`kt.data.io.validate_events`: types, ranges, timestamps, known
+content_id) -> rejected with (index, field, reason); a later copy of an event_id whose first
+*valid* copy is in the batch -> duplicate (an invalid first copy never makes a valid repeat a
+"duplicate", which would acknowledge an event that was never stored); the outcome rule labels
+the rest; one transaction stores them
 with ON CONFLICT (event_id) DO NOTHING (already stored -> duplicate) and commits *before* the
 response, so an acknowledged event survives a crash. Finally the served tracker absorbs the
 new interactions, so the next mastery/path request sees them; if that step fails the events
@@ -19,9 +22,11 @@ from kt.api.deps import get_services
 from kt.api.schemas import EventBatch, IngestResponse, ItemError
 from kt.api.services import Services
 from kt.data.io import validate_events
+from kt.data.schema import EVENTS
 from kt.store.loader import event_outcomes
 
 router = APIRouter(tags=["events"])
+EVENT_FIELDS = frozenset(EVENTS.column_names)
 log = logging.getLogger("kt.api")
 
 
@@ -34,28 +39,17 @@ def ingest_events(batch: EventBatch, services: Services = Depends(get_services))
     if len(batch.events) > limit:
         raise HTTPException(status_code=422, detail=f"batch of {len(batch.events)} events exceeds the limit of {limit}; split it")
     raw = batch.events
-    # repeats of an event_id inside the batch: the first copy is processed, later ones are duplicates
-    seen: set[str] = set()
-    keep: list[int] = []
-    repeated: list[str] = []
-    for i, ev in enumerate(raw):
-        eid = ev.get("event_id")
-        key = str(eid) if isinstance(eid, (str, int)) and not isinstance(eid, bool) else None
-        if key is not None and key in seen:
-            repeated.append(key)
-            continue
-        if key is not None:
-            seen.add(key)
-        keep.append(i)
-    # NUL cannot be stored in PostgreSQL text and has no business in an id or signal
-    nul = {i: f for i in keep for f, v in raw[i].items() if isinstance(v, str) and "\x00" in v}
-    keep = [i for i in keep if i not in nul]
+    unfit = {i: problem for i, ev in enumerate(raw) if (problem := _unfit_field(ev)) is not None}
+    keep = [i for i in range(len(raw)) if i not in unfit]
     candidates = [raw[i] for i in keep]
     content_ids = {str(ev.get("content_id")) for ev in candidates if isinstance(ev.get("content_id"), (str, int))}
     known = services.store.existing_ids("items", content_ids)
     accepted, rejected = validate_events(candidates, known_content_ids=known, seen_event_ids=None)
-    errors = [ItemError(index=keep[r["index"]], field=r["field"], reason=r["reason"]) for r in rejected]
-    errors += [ItemError(index=i, field=str(f), reason="contains a NUL character") for i, f in nul.items()]
+    # a repeat of an event_id whose first valid copy is accepted here: idempotent, not an error
+    repeated = [_event_id(candidates[r["index"]]) for r in rejected if r["code"] == "duplicate_key"]
+    errors = [ItemError(index=keep[r["index"]], field=r["field"], reason=r["reason"])
+              for r in rejected if r["code"] != "duplicate_key"]
+    errors += [ItemError(index=i, field=f, reason=reason) for i, (f, reason) in unfit.items()]
 
     inserted: list[str] = []
     duplicates = list(repeated)
@@ -73,6 +67,31 @@ def ingest_events(batch: EventBatch, services: Services = Depends(get_services))
         accepted=len(inserted), duplicates=len(duplicates), rejected=len(errors),
         duplicate_ids=duplicates, errors=sorted(errors, key=lambda e: e.index),
     )
+
+
+def _event_id(ev: dict) -> str:
+    return str(ev.get("event_id"))
+
+
+def _unfit_field(ev: dict) -> tuple[str, str] | None:
+    """(field, reason) for the first field no store could take: an unknown name (a misspelt field
+    would silently lose its value, e.g. quizCorrect, and change the outcome), or text with NUL
+    (PostgreSQL text cannot hold it) or a lone surrogate (not encodable as UTF-8)."""
+    for field, value in ev.items():
+        if field not in EVENT_FIELDS:
+            return _printable(field), f"unknown field; the fields are {', '.join(EVENTS.column_names)}"
+        if isinstance(value, str):
+            if "\x00" in value:
+                return field, "contains a NUL character"
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return field, "not valid UTF-8 text (a lone surrogate)"
+    return None
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")[:60]
 
 
 def _update_mastery(services: Services, new_events) -> None:
