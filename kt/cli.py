@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
 import kt.commands as commands_pkg
+from kt.config import SettingsError
 
 
 class CLIError(Exception):
@@ -35,12 +37,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except CLIError as exc:
+    except (CLIError, SettingsError) as exc:
         print(f"kt {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a user sees one line; KT_DEBUG=1 shows the traceback
+        if os.environ.get("KT_DEBUG"):
+            raise
+        print(f"kt {args.command}: error: {type(exc).__name__}: {_one_line(exc)} (set KT_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 400 else text[:397] + "..."
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ the explorer and tests all read the same configuration.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -18,6 +19,25 @@ def _default_home() -> Path:
     env = os.environ.get("KT_HOME")
     return Path(env).resolve() if env else _PACKAGE_ROOT
 
+
+class SettingsError(ValueError):
+    """A ``KT_*`` environment variable that cannot be used: names the variable and its value."""
+
+
+def _seed(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        raise ValueError("expected a non-negative integer") from None
+    if seed < 0:
+        raise ValueError("expected a non-negative integer")
+    return seed
+
+
+def _device(text: str) -> str:
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
+        raise ValueError("expected auto, cpu, cuda, cuda:N or mps")
+    return text
 
 @dataclass(frozen=True)
 class Settings:
@@ -82,13 +102,20 @@ class Settings:
             ("KT_MLFLOW_TRACKING_URI", "mlflow_tracking_uri", str),
             ("KT_MLFLOW_ARTIFACT_ROOT", "mlflow_artifact_root", Path),
             ("KT_REGISTERED_MODEL", "registered_model", str),
-            ("KT_DEVICE", "device", str),
-            ("KT_SEED", "seed", int),
+            ("KT_DEVICE", "device", _device),
+            ("KT_SEED", "seed", _seed),
         ):
             if key in env and env[key] != "":
-                kwargs[name] = conv(env[key])
-        if env.get("KT_API_KEYS"):
-            kwargs["api_keys"] = tuple(k.strip() for k in env["KT_API_KEYS"].split(",") if k.strip())
+                try:
+                    kwargs[name] = conv(env[key])
+                except ValueError as exc:
+                    raise SettingsError(f"{key}={env[key]!r}: {exc}") from None
+        if "KT_API_KEYS" in env:
+            keys = tuple(k.strip() for k in env["KT_API_KEYS"].split(",") if k.strip())
+            if not keys and env["KT_API_KEYS"].strip():  # e.g. ",,": every request would get 401
+                raise SettingsError(f"KT_API_KEYS={env['KT_API_KEYS']!r}: no key in it (comma-separated keys)")
+            if keys:
+                kwargs["api_keys"] = keys
         return cls(**kwargs)
 
 

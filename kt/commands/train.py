@@ -49,8 +49,8 @@ def load_config_file(path: Path) -> dict[str, Any]:
 
     if not path.is_file():
         raise CLIError(f"{path}: config file not found")
-    text = path.read_text()
     try:
+        text = path.read_text(encoding="utf-8")
         if path.suffix.lower() in {".yaml", ".yml"}:
             import yaml
 
@@ -58,7 +58,7 @@ def load_config_file(path: Path) -> dict[str, Any]:
         else:
             data = json.loads(text)
     except Exception as exc:
-        raise CLIError(f"{path}: cannot parse config ({str(exc).splitlines()[0]})") from None
+        raise CLIError(f"{path}: cannot parse config ({' '.join(str(exc).split())})") from None
     if not isinstance(data, dict):
         raise CLIError(f"{path}: config must be a mapping of TrainConfig fields")
     return data

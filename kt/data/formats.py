@@ -76,7 +76,20 @@ def _parse_int_lists(path: Path, values: list[str] | np.ndarray, first_row: int,
                 except ValueError:
                     raise DataError(path, first_row + i * row_step, what, f"not an integer: {tok!r}") from None
         raise DataError(path, None, what, "could not parse integer lists")
+    # numpy saturates what does not fit in int64 instead of failing
+    huge = np.flatnonzero((flat == np.iinfo(np.int64).max) | (flat == np.iinfo(np.int64).min))
+    if len(huge):
+        i = int(np.searchsorted(_offsets(lengths), huge[0], "right")) - 1
+        raise DataError(path, first_row + i * row_step, what, "integer too large")
     return flat, lengths
+
+
+def _check_min(path: Path, flat: np.ndarray, lengths: np.ndarray, low: int, first_row: int, row_step: int,
+               what: str) -> None:
+    bad = np.flatnonzero(flat < low)
+    if len(bad):
+        i = int(np.searchsorted(_offsets(lengths), bad[0], "right")) - 1
+        raise DataError(path, first_row + i * row_step, what, f"{int(flat[bad[0]])} is below {low}")
 
 
 def _offsets(lengths: np.ndarray) -> np.ndarray:
@@ -145,6 +158,12 @@ def read_pykt_file(path: str | Path, num_items: int | None = None, num_concepts:
             raise DataError(path, bad + 1, col, f"{lengths[bad]} values, but concepts has {width[bad]}")
         parsed[col] = flat
     assert width is not None
+    if (width == 0).any():
+        bad = int(np.flatnonzero(width == 0)[0])
+        raise DataError(path, bad + 1, "concepts", "no values (an empty cell?)")
+    for col in ("concepts", "questions"):
+        if col in parsed:  # 0-based ids; -1 is padding
+            _check_min(path, parsed[col], width, PYKT_PAD, 1, 1, col)
     real = parsed["responses"] != PYKT_PAD
     # Padding must be a suffix of each row, otherwise lengths would not describe the rows.
     full_offsets = _offsets(width)
@@ -270,8 +289,11 @@ def read_dkvmn_file(
     lines = _read_lines(path)
     if len(lines) % 3:
         raise DataError(path, len(lines), "-", f"truncated file: {len(lines)} lines is not a multiple of 3")
-    lens_flat, _ = _parse_int_lists(path, lines[0::3], 1, 3, "length")
+    lens_flat, per_line = _parse_int_lists(path, lines[0::3], 1, 3, "length")
+    if (per_line != 1).any():
+        raise DataError(path, 3 * int(np.flatnonzero(per_line != 1)[0]) + 1, "length", "expected one integer")
     items, lengths = _parse_int_lists(path, lines[1::3], 2, 3, "question ids")
+    _check_min(path, items, lengths, 1, 2, 3, "question ids")  # 1-based: 0 is DKVMN's padding
     responses, r_lengths = _parse_int_lists(path, lines[2::3], 3, 3, "responses")
     _check_block_lengths(path, lengths, r_lengths, 3, 3, "responses")
     _check_block_lengths(path, lens_flat, lengths, 1, 3, "length")

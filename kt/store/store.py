@@ -36,6 +36,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import ArgumentError
 
 from kt.data.schema import EVENTS
 from kt.store.schema import CATALOG_TABLES, PRUNED, catalog_changes, events, metadata, path_cache
@@ -114,7 +115,11 @@ class EventStore:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             kwargs.update(pool_size=8, max_overflow=8, pool_pre_ping=True)
-        self.engine: Engine = create_engine(self.url, **kwargs)
+        try:
+            self.engine: Engine = create_engine(self.url, **kwargs)
+        except (ArgumentError, ImportError) as exc:  # not a URL, or a dialect whose driver is absent
+            raise ValueError(f"database URL {url!r} (KT_DB_URL or --db-url): {exc}; expected sqlite:///PATH or "
+                             "postgresql://USER@HOST:PORT/DB") from None
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         if self.dialect not in _INSERTS:

@@ -121,3 +121,17 @@ def test_bad_line_files_name_line_and_field(tmp_path):
     p.write_bytes(b"2\n1,2\n1,\xff\n")
     with pytest.raises(DataError, match=r"x.csv:3: -: not valid UTF-8"):
         read_dkvmn_file(p)
+
+
+@pytest.mark.parametrize("reader, text, expected", [
+    (read_dkvmn_file, "3,4\n1,2,3\n1,0,1\n", r"x.csv:1: length: expected one integer"),
+    (read_dkvmn_file, "2\n0,2\n1,0\n", r"x.csv:2: question ids: 0 is below 1"),
+    (read_dkvmn_file, "2\n1,99999999999999999999\n1,0\n", r"x.csv:2: question ids: integer too large"),
+    (read_pykt_file, 'fold,uid,concepts,responses\n0,u1,"1,2","1,0"\n0,u2\n', r"x.csv:2: concepts: no values"),
+    (read_pykt_file, 'fold,uid,concepts,responses\n0,u1,"1,-5","1,0"\n', r"x.csv:1: concepts: -5 is below -1"),
+])
+def test_malformed_ids_and_cells_name_the_line(tmp_path, reader, text, expected):
+    p = tmp_path / "x.csv"
+    p.write_text(text)
+    with pytest.raises(DataError, match=expected):
+        reader(p)
