@@ -7,6 +7,7 @@ the explorer and tests all read the same configuration.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -84,6 +85,13 @@ class Settings:
     @property
     def mlruns_dir(self) -> Path:
         return self.home / "mlruns"
+
+    def quarantine_dir_for(self, source: str | Path) -> Path:
+        """Where rows rejected from ``source`` (a file or world directory) are kept: one folder per
+        source, so loading another source never overwrites or clears them."""
+        resolved = Path(source).resolve()
+        digest = hashlib.sha1(str(resolved).encode("utf-8", "surrogateescape")).hexdigest()[:8]
+        return self.data_dir / "quarantine" / f"{resolved.name}-{digest}"
 
     def with_overrides(self, **kwargs) -> Settings:
         return replace(self, **{k: v for k, v in kwargs.items() if v is not None})

@@ -79,7 +79,7 @@ def run_demo(settings: Settings, config: DemoConfig, echo: Callable[[str], None]
          f"-> {world_dir}")
 
     step("Validating the world against the data contract")
-    world = load_world(world_dir, quarantine_dir=settings.data_dir / "quarantine")
+    world = load_world(world_dir, quarantine_dir=settings.quarantine_dir_for(world_dir))
     for line in world.summary_lines():
         echo(f"  {line}")
 
@@ -165,7 +165,7 @@ def _load_store(settings: Settings, world_dir: Path, echo) -> dict[str, Any]:
 
     store = EventStore(settings.db_url)
     try:
-        report = load_world_into_store(store, world_dir, quarantine_dir=settings.data_dir / "quarantine")
+        report = load_world_into_store(store, world_dir, quarantine_dir=settings.quarantine_dir_for(world_dir))
     finally:
         store.close()
     echo(f"  {report.events_inserted:,} events stored ({report.events_duplicate:,} already there) -> {settings.db_url}")

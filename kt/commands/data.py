@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v = sub.add_parser("validate", help="validate a world directory or one table file")
     v.add_argument("path", type=Path, help="world directory, or a table file / part-file directory")
     v.add_argument("--table", help="table name when PATH is one table (default: from the file name)")
-    v.add_argument("--quarantine", type=Path, help="where rejected rows go (default: <data_dir>/quarantine)")
+    v.add_argument("--quarantine", type=Path,
+                   help="where rejected rows go (default: <data_dir>/quarantine/<source name>-<hash of its path>)")
     v.set_defaults(func=validate)
 
     c = sub.add_parser("convert", help="convert a KT sequence file between formats")
@@ -38,7 +39,7 @@ def validate(args: argparse.Namespace) -> int:
     from kt.data.schema import SCHEMAS, DataError, get_schema
 
     path: Path = args.path
-    quarantine = args.quarantine or Settings.from_env().data_dir / "quarantine"
+    quarantine = args.quarantine or Settings.from_env().quarantine_dir_for(path)
     try:
         if not path.exists():
             raise CLIError(f"{path}: not found")

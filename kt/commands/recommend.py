@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -73,9 +74,12 @@ def run(args) -> int:
     from kt.data.schema import DataError
 
     try:
-        world = load_world(world_dir)
+        world = load_world(world_dir, quarantine_dir=settings.quarantine_dir_for(world_dir))
     except DataError as exc:
         raise CLIError(str(exc)) from None
+    if world.n_rejected:  # planned without them: say so, and where they are
+        for line in world.summary_lines():
+            print(line, file=sys.stderr)
     users = world.users["user_id"].astype(str)
     if args.user not in set(users):
         raise CLIError(f"user {args.user!r} is not in {world_dir / 'users.parquet'}")

@@ -30,7 +30,8 @@ def run_load(args: argparse.Namespace) -> int:
     settings = Settings.from_env().with_overrides(db_url=args.db_url)
     store = EventStore(settings.db_url)
     try:
-        report = load_world_into_store(store, Path(args.world).resolve(), quarantine_dir=settings.data_dir / "quarantine")
+        world_dir = Path(args.world).resolve()
+        report = load_world_into_store(store, world_dir, quarantine_dir=settings.quarantine_dir_for(world_dir))
     except DataError as exc:
         raise CLIError(str(exc)) from None
     finally:

@@ -483,8 +483,11 @@ def validate_events(
     first valid copy was accepted). Ids in ``seen_event_ids`` are duplicates (idempotent ingest is the
     caller's decision: it may treat them as already stored). None for a set skips that check.
     """
-    df = pd.DataFrame(list(events)) if not isinstance(events, pd.DataFrame) else events.reset_index(drop=True)
-    df = df.astype(object).where(df.notna(), None) if len(df) else df
+    if isinstance(events, pd.DataFrame):  # typed columns (e.g. Parquet): nulls are already NaN/None
+        df = events.reset_index(drop=True)
+    else:  # JSON objects: one object column each, so a wrong type in one item stays that item's problem
+        df = pd.DataFrame(list(events))
+        df = df.astype(object).where(df.notna(), None) if len(df) else df
     known: dict[str, set] = {}
     for name, ids in (("items.content_id", known_content_ids), ("events.event_id", seen_event_ids),
                       ("users.user_id", known_user_ids), ("folders.folder_id", known_folder_ids)):

@@ -70,6 +70,8 @@ class ScoreSummary:
     n_buckets: int
     as_of: str
     seconds: float
+    n_rejected: int = 0  # events that broke the data contract, kept in rejected_path
+    rejected_path: str | None = None
 
 
 # --------------------------------------------------------------- in-memory scoring
@@ -142,23 +144,76 @@ def _rows(user_ids, topic_ids, mastery, n_obs, last, pm, now_s, config, practice
 
 
 # --------------------------------------------------------------- world scoring
-def iter_interactions(world_dir: Path, items: pd.DataFrame, rule=None, batch_rows: int = 262_144) -> Iterator[pd.DataFrame]:
-    """Stream the world's events as interactions (user_id, content_id, topic_id, t, outcome)."""
+NO_FUTURE_CHECK = pd.Timestamp("2200-01-01", tz="UTC")  # a simulated world's clock may run ahead of ours
+def iter_interactions(world_dir: Path, items: pd.DataFrame, rule=None, batch_rows: int = 262_144,
+                      rejected: RejectedEvents | None = None) -> Iterator[pd.DataFrame]:
+    """Stream the world's events as interactions (user_id, content_id, topic_id, t, outcome).
+
+    Each batch is checked against the events contract (:func:`kt.data.io.validate_events`: types,
+    ranges, timestamps, known content ids; a repeated event_id counts once, across batches too):
+    rows that fail go to ``rejected`` (kept aside, never scored) instead of being scored or dropped.
+    """
+    from kt.data.io import validate_events
     from kt.data.outcome import events_to_interactions
 
     events_dir = Path(world_dir) / "events"
     if not events_dir.exists():
         raise FileNotFoundError(f"{events_dir}: no events dataset (expected Parquet part files)")
     dataset = pads.dataset(events_dir, format="parquet")
-    cols = [c for c in ("event_id", "user_id", "content_id", "timestamp", "read_fraction", "dwell_seconds",
+    cols = [c for c in ("event_id", "user_id", "content_id", "timestamp", "folder_id", "read_fraction", "dwell_seconds",
                         "n_highlights", "quiz_correct") if c in dataset.schema.names]  # fmt: skip
+    known_items = set(items["content_id"])
+    repeated = _repeated_event_hashes(dataset) if "event_id" in cols else np.zeros(0, np.uint64)
+    seen_repeats: set[int] = set()
     for rb in dataset.to_batches(columns=cols, batch_size=batch_rows):
         ev = rb.to_pandas()
         if ev.empty:
             continue
-        inter, _ = events_to_interactions(ev, items, rule)
+        ok, bad = validate_events(ev, known_content_ids=known_items, seen_event_ids=None, now=NO_FUTURE_CHECK)
+        keep = np.zeros(len(ev), bool)
+        keep[ok["index"].to_numpy()] = True
+        reasons = {r["index"]: (r["field"], r["reason"]) for r in bad}
+        if len(repeated):  # later copies of an event_id seen in an earlier batch
+            h = pd.util.hash_array(ev["event_id"].astype(str).to_numpy())
+            for i in np.flatnonzero(keep & np.isin(h, repeated)):
+                if int(h[i]) in seen_repeats:
+                    keep[i] = False
+                    reasons[int(i)] = ("event_id", "duplicate event_id (an earlier copy was scored)")
+                seen_repeats.add(int(h[i]))
+        if rejected is not None and reasons:
+            rejected.add(ev, reasons)
+        inter, _ = events_to_interactions(ev[keep], items, rule)
         inter["t"] = series_to_seconds(inter["timestamp"])
         yield inter[INTERACTION_FIELDS]
+
+
+def _repeated_event_hashes(dataset) -> np.ndarray:
+    """Hashes of event ids that occur more than once in the dataset (one pass over that column;
+    8 bytes per event while it runs)."""
+    hashes = np.concatenate([pd.util.hash_array(b.column(0).to_numpy(zero_copy_only=False).astype(str))
+                             for b in dataset.to_batches(columns=["event_id"])] or [np.zeros(0, np.uint64)])
+    hashes.sort()
+    return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+
+
+class RejectedEvents:
+    """Events that broke the contract while scoring: written to a CSV with the file's columns plus
+    ``_field`` and ``_reason`` (what :func:`kt.data.io.load_table` quarantines), appended batch by batch."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.count = 0
+        if path.exists():
+            path.unlink()  # describes this run only
+
+    def add(self, ev: pd.DataFrame, reasons: dict[int, tuple[str, str]]) -> None:
+        idx = sorted(reasons)
+        rows = ev.iloc[idx].copy()
+        rows["_field"] = [reasons[i][0] for i in idx]
+        rows["_reason"] = [reasons[i][1] for i in idx]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        rows.to_csv(self.path, mode="a", header=self.count == 0, index=False)
+        self.count += len(rows)
 
 
 def score_world(
@@ -191,9 +246,11 @@ def score_world(
                         ("t", pa.float64()), ("outcome", pa.int8())])  # fmt: skip
     t_max = -math.inf
     n_inter = 0
+    out_path = Path(out_path)
+    rejected = RejectedEvents(out_path.with_name(out_path.stem + ".rejected.csv"))
     try:
         # pass 1: shard + bucket by user hash
-        for inter in iter_interactions(world_dir, items, rule):
+        for inter in iter_interactions(world_dir, items, rule, rejected=rejected if rank == 0 else None):
             t_max = max(t_max, float(inter["t"].max()))
             h = user_hash(inter["user_id"].to_numpy())
             mine = (h % np.uint64(world_size)) == np.uint64(rank)
@@ -210,7 +267,6 @@ def score_world(
         now_s = t_max if now is None else _seconds(now)
         as_of = pd.Timestamp(now_s, unit="s", tz="UTC") if math.isfinite(now_s) else pd.Timestamp.now("UTC")
         # pass 2: score bucket by bucket, append to the output
-        out_path = Path(out_path)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         n_rows = n_users = 0
         with pq.ParquetWriter(out_path, OUTPUT_SCHEMA) as out:
@@ -226,7 +282,7 @@ def score_world(
             w.close()
         shutil.rmtree(work, ignore_errors=True)
     return ScoreSummary(str(out_path), rank, world_size, n_users, n_inter, n_rows, n_buckets, str(as_of),
-                        time.perf_counter() - t0)  # fmt: skip
+                        time.perf_counter() - t0, rejected.count, str(rejected.path) if rejected.count else None)  # fmt: skip
 
 
 def _seconds(ts) -> float:

@@ -79,7 +79,12 @@ def test_defaults_quarantine_under_data_dir(world_dir, tmp_path, capsys, monkeyp
     events.write_text(events.read_text() + BAD_EVENT)
     code, out, _ = run(capsys, "validate", world_dir)
     assert code == 1 and "unknown_id 1" in out
-    assert (Settings.from_env().data_dir / "quarantine" / "events.rejected.csv").exists()
+    assert (Settings.from_env().quarantine_dir_for(world_dir) / "events.rejected.csv").exists()
+    # a clean load of another source keeps them (one quarantine folder per source)
+    other = tmp_path / "other.csv"
+    other.write_text(Path(world_dir, "topics.csv").read_text())
+    assert run(capsys, "validate", other, "--table", "topics")[0] == 0
+    assert (Settings.from_env().quarantine_dir_for(world_dir) / "events.rejected.csv").exists()
 
 
 @pytest.mark.parametrize("argv", [["validate"], ["convert", "a", "b", "--from", "xml", "--to", "akt"]])

@@ -103,3 +103,27 @@ def test_decay_check_only_adds_review_stages(trained, items, topics, interaction
     np.testing.assert_allclose(with_check["mastery"], without["mastery"])
     differ = with_check["stage"] != without["stage"]
     assert (with_check.loc[differ, "stage"] == "needs_review").all()
+
+
+def test_events_that_break_the_contract_are_kept_aside_not_scored(tmp_path, world, trained, items, topics):
+    import shutil
+
+    _, loaded = trained
+    cat = TopicCatalog.build(loaded.model, loaded.item_vocab, loaded.concept_vocab, items, topics)
+    clean = score_world(loaded.model, cat, world, tmp_path / "clean.parquet")
+    assert clean.n_rejected == 0 and clean.rejected_path is None
+    bad_world = tmp_path / "w"
+    shutil.copytree(world, bad_world)
+    events = pd.read_parquet(bad_world / "events")
+    first = events.iloc[[0]]
+    extra = pd.concat([
+        first,  # the same event_id again: counted once
+        first.assign(event_id="bad-dwell", dwell_seconds=-50.0),
+        first.assign(event_id="bad-item", content_id="c-no-such-item"),
+    ], ignore_index=True)
+    extra.to_parquet(bad_world / "events" / "zz-extra.parquet", index=False)
+    summary = score_world(loaded.model, cat, bad_world, tmp_path / "bad.parquet")
+    assert summary.n_rejected == 3 and summary.n_interactions == clean.n_interactions
+    kept = pd.read_csv(summary.rejected_path)
+    assert sorted(kept["_field"]) == ["content_id", "dwell_seconds", "event_id"]
+    assert "c-no-such-item" in set(kept["content_id"])
