@@ -127,15 +127,19 @@ def test_unknown_fields_oversized_counts_booleans_and_bad_text_are_rejected(clie
         _event(33, items[0], event_id=True),
         _event(34, items[0], folder_id="f\ud800"),  # a lone surrogate: not UTF-8
         _event(35, items[0]),
+        _event(36, items[0], user="line\nbreak"),
+        _event(37, items[0], event_id="x" * 300),
     ]
     # the surrogate travels as a JSON escape (valid JSON text; decoded, not encodable as UTF-8)
     r = client.post("/v1/events", content=json.dumps({"events": batch}).encode(), headers={"Content-Type": "application/json"})
     assert r.status_code == 200, r.text
     body = r.json()
     errors = {e["index"]: e for e in body["errors"]}
-    assert body["accepted"] == 1 and set(errors) == {0, 1, 2, 3, 4}
+    assert body["accepted"] == 1 and set(errors) == {0, 1, 2, 3, 4, 6, 7}
     assert errors[0]["field"] == "quizCorrect" and "unknown field" in errors[0]["reason"]
     assert errors[1]["field"] == "n_highlights" and "integer" in errors[1]["reason"]
     assert errors[2]["field"] == "read_fraction"
     assert errors[3]["field"] == "event_id"
     assert errors[4]["field"] == "folder_id" and "UTF-8" in errors[4]["reason"]
+    assert (errors[6]["field"], errors[7]["field"]) == ("event_id", "event_id")  # the id carries the user name
+    assert "control characters" in errors[6]["reason"] and "256" in errors[7]["reason"]

@@ -15,6 +15,7 @@ are still stored, and the tracker catches up from the event log on the user's ne
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import APIRouter, Depends, HTTPException
 
@@ -27,6 +28,9 @@ from kt.store.loader import event_outcomes
 
 router = APIRouter(tags=["events"])
 EVENT_FIELDS = frozenset(EVENTS.column_names)
+ID_FIELDS = frozenset({"event_id", "user_id", "content_id", "folder_id"})
+MAX_ID_LENGTH = 256  # ids end up in URLs, logs and keys; a 100 kB "id" is a client bug
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 log = logging.getLogger("kt.api")
 
 
@@ -87,6 +91,8 @@ def _unfit_field(ev: dict) -> tuple[str, str] | None:
                 value.encode("utf-8")
             except UnicodeEncodeError:
                 return field, "not valid UTF-8 text (a lone surrogate)"
+            if field in ID_FIELDS and (len(value) > MAX_ID_LENGTH or CONTROL.search(value)):
+                return field, f"not an id: at most {MAX_ID_LENGTH} characters, no control characters (newlines, tabs)"
     return None
 
 
