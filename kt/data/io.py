@@ -104,7 +104,10 @@ def _read_csv_raw(path: Path, schema: TableSchema) -> tuple[pd.DataFrame, list[t
         first = next(csv.reader(io.StringIO(text[: text.find("\n") + 1 or len(text)], newline="")))
     except (csv.Error, StopIteration):
         first = []
-    fast = _read_csv_fast(path, first) if first and not bom else None
+    # pyarrow reads a blank line as a row of nulls (and would report it as missing values); the
+    # exact parser skips blank lines while keeping every other row's number
+    blank_line = b"\n\n" in raw or b"\n\r\n" in raw or b"\r\r" in raw
+    fast = _read_csv_fast(path, first) if first and not bom and not blank_line else None
     if fast is not None:
         return fast, []
     # Slow, exact path: Python's csv module reports each malformed row precisely.

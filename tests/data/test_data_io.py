@@ -301,3 +301,10 @@ def test_unknown_or_repeated_columns_name_the_column(tmp_path, header, field, wo
     with pytest.raises(DataError) as ei:
         load_events(path, tmp_path)
     assert_data_error(ei.value, path, None, field, words)
+
+
+def test_blank_lines_are_skipped_and_rows_keep_their_numbers(tmp_path):
+    path = events_file(tmp_path, [GOOD, "", "e2,u1,c9,2024-02-01T10:00:00Z,,0.5,10,2,", "", ""])
+    res = load_events(path, tmp_path)
+    assert res.n_read == 2 and res.clean["event_id"].tolist() == ["e1"]
+    assert_rejected(res, tmp_path, row=3, field="content_id", code="unknown_id", n_clean=1)
