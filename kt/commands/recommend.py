@@ -100,6 +100,10 @@ def run(args) -> int:
         raise CLIError(str(exc)) from None
     planner = Planner.from_world(world, config)
     languages = args.lang
+    known_languages = set(world.items["language"].astype(str))
+    absent = sorted(set(languages or ()) - known_languages)
+    if absent:
+        raise CLIError(f"--lang: no items in {', '.join(absent)}; the catalog has {', '.join(sorted(known_languages))}")
     if languages is None:
         row = world.users.loc[users == args.user, "languages"].iloc[0]
         languages = [x for x in str(row).split("|") if x]

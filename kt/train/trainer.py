@@ -36,6 +36,22 @@ from kt.train.distributed import DistInfo, all_reduce_sum, barrier, init_distrib
 from kt.train.evaluate import _autocast, evaluate, predict
 from kt.train.metrics import binary_metrics
 
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+# TrainConfig's annotations (strings under postponed evaluation) -> the check its values pass
+_OPTION_TYPES = {
+    "str": lambda v: isinstance(v, str),
+    "int": _is_int,
+    "float": lambda v: _is_int(v) or isinstance(v, float),
+    "bool": lambda v: isinstance(v, bool),
+    "int | None": lambda v: v is None or _is_int(v),
+    "bool | None": lambda v: v is None or isinstance(v, bool),
+    "dict[str, Any]": lambda v: isinstance(v, dict),
+}
+
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 
@@ -87,8 +103,21 @@ class TrainConfig:
     progress: bool | None = None
 
     def __post_init__(self) -> None:
+        # options arrive from YAML/JSON files and --set: a wrong type must fail here, by name,
+        # not as a TypeError deep inside torch
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not _OPTION_TYPES[f.type](value):
+                raise ValueError(f"{f.name} must be {f.type.replace('dict[str, Any]', 'a mapping')} (got {value!r})")
         if self.batching not in ("tokens", "windows"):
             raise ValueError(f"batching must be 'tokens' or 'windows' (got {self.batching!r})")
+        if self.scheduler not in ("none", "cosine", "plateau"):
+            raise ValueError(f"scheduler must be 'none', 'cosine' or 'plateau' (got {self.scheduler!r})")
+        if self.lr < 0:  # 0 is allowed: a frozen run still evaluates
+            raise ValueError(f"lr must be >= 0 (got {self.lr!r})")
+        for name in ("batch_size", "eval_batch_size", "max_epochs", "max_len"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0 (got {getattr(self, name)!r})")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -40,3 +40,6 @@ def test_recommend_prints_a_path_with_reasons(tiny, tmp_path, monkeypatch, capsy
     rc = main(["recommend", "--user", user, "--world", str(tiny["dir"]), "--checkpoint", str(ckpt), "--goal", goal, "--json"])
     out = capsys.readouterr().out
     assert rc == 0 and f'"{goal}"' in out and '"bundles"' in out
+    # a language no item is in would filter nothing without a word
+    rc = main(["recommend", "--user", user, "--world", str(tiny["dir"]), "--checkpoint", str(ckpt), "--lang", "zz"])
+    assert rc == 2 and "no items in zz" in capsys.readouterr().err

@@ -106,6 +106,8 @@ def test_resume_through_the_cli(env, capsys):
         (["train", "--data", "nope", "--no-mlflow"], "unknown dataset"),
         (["train", "--data", "assist2015", "--model", "nope", "--no-mlflow"], "unknown model"),
         (["train", "--data", "assist2015", "--set", "epochs=3", "--no-mlflow"], "unknown training option"),
+        (["train", "--data", "assist2015", "--set", "lr=abc", "--no-mlflow"], "lr must be float (got 'abc')"),
+        (["train", "--data", "assist2015", "--set", "scheduler=cos", "--no-mlflow"], "scheduler must be"),
         (["train", "--data", "assist2015", "--set", "model_params.dimm=3", "--no-mlflow", "--epochs", "1"],
          "no hyper-parameter"),
         (["evaluate", "--data", "assist2015", "--checkpoint", "/nonexistent.pt"], "not found"),
