@@ -118,12 +118,11 @@ class Settings:
                     kwargs[name] = conv(env[key])
                 except ValueError as exc:
                     raise SettingsError(f"{key}={env[key]!r}: {exc}") from None
-        if "KT_API_KEYS" in env:
+        if env.get("KT_API_KEYS"):
             keys = tuple(k.strip() for k in env["KT_API_KEYS"].split(",") if k.strip())
-            if not keys and env["KT_API_KEYS"].strip():  # e.g. ",,": every request would get 401
+            if not keys:  # e.g. ",," or "  ": neither every request refused nor the public dev key
                 raise SettingsError(f"KT_API_KEYS={env['KT_API_KEYS']!r}: no key in it (comma-separated keys)")
-            if keys:
-                kwargs["api_keys"] = keys
+            kwargs["api_keys"] = keys
         return cls(**kwargs)
 
 

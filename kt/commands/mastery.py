@@ -124,9 +124,12 @@ def run_score(args) -> int:
     if info.enabled:
         out = out / f"part-{info.rank}.parquet"
     try:
+        # sharded: the rejected rows sit beside the parts, named so that Parquet readers skip them
+        rejected = Path(args.out) / "_rejected.csv" if info.enabled else None
         summary = score_world(loaded.model, catalog, world, out, cfg, chunk_users=args.chunk_users,
                               batch_users=args.batch_users, rank=info.rank, world_size=info.world_size,
-                              practiced_only=args.practiced_only, decay_check=not args.no_decay_check)  # fmt: skip
+                              practiced_only=args.practiced_only, decay_check=not args.no_decay_check,
+                              rejected_path=rejected)  # fmt: skip
         barrier()
     finally:
         cleanup_distributed()

@@ -31,8 +31,11 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--processes must be >= 1 (got {args.processes})")
     if args.limit is not None and args.limit < 0:
         raise CLIError(f"--limit must be >= 0 (got {args.limit})")
-    if not 1 <= args.bundles <= 10 or not 1 <= args.size <= 20:
-        raise CLIError("--bundles must be in 1..10 and --size in 1..20 (the API's limits)")
+    from kt.planner import PlannerConfig
+
+    lo, hi = PlannerConfig().min_bundle, PlannerConfig().max_bundle
+    if not 1 <= args.bundles <= 10 or not lo <= args.size <= hi:
+        raise CLIError(f"--bundles must be in 1..10 and --size in {lo}..{hi} (the API's limits)")
     import torch
     from sqlalchemy.exc import SQLAlchemyError
 

@@ -137,7 +137,7 @@ def load_world_dataset(
     world_dir = Path(world_dir or settings.world_dir)
     if not world_dir.is_dir():
         raise DatasetError(f"world directory {world_dir} not found (generate one, or set KT_WORLD_DIR)")
-    world = load_world(world_dir, quarantine_dir=settings.data_dir / "quarantine")
+    world = load_world(world_dir, quarantine_dir=settings.quarantine_dir_for(world_dir))
     rule = rule or OutcomeRule()
     interactions, report = events_to_interactions(world.events, world.items, rule)
     item_vocab = Vocab(sorted(world.items["content_id"].astype(str)))

@@ -2,8 +2,9 @@
 
 Two kinds of problems:
 
-* file-level (empty, truncated, undecodable, unreadable Parquet, missing required column, cyclic
-  prerequisites): :class:`DataError` with a one-line ``path:row: field: reason`` message;
+* file-level (empty, truncated, undecodable, unreadable Parquet, missing required, unknown or
+  repeated column, cyclic prerequisites): :class:`DataError` with a one-line ``path:row: field:
+  reason`` message;
 * row-level (wrong type, out of range, unknown foreign id, duplicate key, impossible timestamp, missing
   required value, malformed CSV row): the row is rejected, written to
   ``<quarantine_dir>/<table>.rejected.csv`` with its original values plus ``_file``, ``_row``,
@@ -11,7 +12,7 @@ Two kinds of problems:
 
 ``_row`` is the 1-based *data* row of its file, header excluded (CSV file line = ``_row + 1``; for
 Parquet the 1-based row in the file). Each rejected row carries its first problem, checked in the
-order: missing, type, constraint, duplicate key, foreign key.
+order: missing, type, constraint, foreign key, duplicate key (last: the first *valid* copy of a key wins).
 """
 
 from __future__ import annotations
@@ -104,10 +105,12 @@ def _read_csv_raw(path: Path, schema: TableSchema) -> tuple[pd.DataFrame, list[t
         first = next(csv.reader(io.StringIO(text[: text.find("\n") + 1 or len(text)], newline="")))
     except (csv.Error, StopIteration):
         first = []
-    # pyarrow reads a blank line as a row of nulls (and would report it as missing values); the
-    # exact parser skips blank lines while keeping every other row's number
-    blank_line = b"\n\n" in raw or b"\n\r\n" in raw or b"\r\r" in raw
-    fast = _read_csv_fast(path, first) if first and not bom and not blank_line else None
+    # pyarrow reads a blank line as a row of nulls (and would report it as missing values): trailing
+    # ones are cut; a file with blank lines between rows goes to the exact parser, which skips them
+    # while keeping every other row's number
+    body = raw.rstrip(b"\r\n")
+    blank_line = b"\n\n" in body or b"\n\r\n" in body or b"\r\r" in body
+    fast = _read_csv_fast(body + b"\n", first) if first and not blank_line else None
     if fast is not None:
         return fast, []
     # Slow, exact path: Python's csv module reports each malformed row precisely.
@@ -133,6 +136,8 @@ def _read_csv_raw(path: Path, schema: TableSchema) -> tuple[pd.DataFrame, list[t
             continue
         else:
             malformed.append((i, "malformed_row", f"{len(r)} fields, header has {n}", dict(zip(header, r, strict=False))))
+    if not good and not malformed:
+        raise DataError(path, None, "-", "empty file (header only, no data rows)")
     df = pd.DataFrame(good, columns=[*header, "_row"], dtype=object)
     df["_row"] = df["_row"].astype(np.int64)
     # Empty CSV cells are nulls.
@@ -141,7 +146,7 @@ def _read_csv_raw(path: Path, schema: TableSchema) -> tuple[pd.DataFrame, list[t
     return df, malformed
 
 
-def _read_csv_fast(path: Path, header: list[str]) -> pd.DataFrame | None:
+def _read_csv_fast(source: bytes, header: list[str]) -> pd.DataFrame | None:
     """pyarrow's CSV reader for well-formed files; None when any row is structurally off (wrong field
     count, blank line, unterminated quote), and the caller re-reads with the exact, slower parser."""
     import pyarrow as pa
@@ -149,7 +154,7 @@ def _read_csv_fast(path: Path, header: list[str]) -> pd.DataFrame | None:
 
     try:
         table = pacsv.read_csv(
-            path,
+            pa.BufferReader(source),
             read_options=pacsv.ReadOptions(encoding="utf8"),
             parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
@@ -243,9 +248,11 @@ def _coerce(values: pd.Series, col: Column, now: pd.Timestamp) -> tuple[pd.Serie
             num = pd.Series(np.nan, index=values.index)
         elif pd.api.types.is_numeric_dtype(values):
             num = values.astype(float)
-        else:
+        elif pd.api.types.infer_dtype(values, skipna=True) in ("boolean", "mixed", "mixed-integer"):
             is_bool = values.map(lambda v: isinstance(v, bool | np.bool_), na_action="ignore").fillna(False).to_numpy(bool)
             num = pd.to_numeric(values.where(~is_bool, None), errors="coerce")
+        else:  # strings (CSV) or numbers in an object column: no booleans to look for
+            num = pd.to_numeric(values, errors="coerce")
         num = num.astype(float)
         bad_type = present & (num.isna() | ~np.isfinite(num.fillna(0))).to_numpy()
         if col.dtype == "int":

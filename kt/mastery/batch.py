@@ -17,6 +17,7 @@ cost is one read of the events plus one write and read of the buckets (linear in
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 import tempfile
@@ -51,6 +52,7 @@ OUTPUT_SCHEMA = pa.schema(
         ("updated_at", pa.timestamp("us", tz="UTC")),
     ]
 )
+log = logging.getLogger("kt.mastery")
 INTERACTION_FIELDS = ["user_id", "content_id", "topic_id", "t", "outcome"]
 
 
@@ -164,7 +166,8 @@ def iter_interactions(world_dir: Path, items: pd.DataFrame, rule=None, batch_row
                         "n_highlights", "quiz_correct") if c in dataset.schema.names]  # fmt: skip
     known_items = set(items["content_id"])
     repeated = _repeated_event_hashes(dataset) if "event_id" in cols else np.zeros(0, np.uint64)
-    seen_repeats: set[int] = set()
+    seen_repeats: set[str] = set()  # ids, not hashes: a hash collision costs a lookup, never an event
+    n_unrecorded = 0
     for rb in dataset.to_batches(columns=cols, batch_size=batch_rows):
         ev = rb.to_pandas()
         if ev.empty:
@@ -174,23 +177,33 @@ def iter_interactions(world_dir: Path, items: pd.DataFrame, rule=None, batch_row
         keep[ok["index"].to_numpy()] = True
         reasons = {r["index"]: (r["field"], r["reason"]) for r in bad}
         if len(repeated):  # later copies of an event_id seen in an earlier batch
-            h = pd.util.hash_array(ev["event_id"].astype(str).to_numpy())
+            ids = ev["event_id"].astype(str)
+            h = _id_hashes(ids)
             for i in np.flatnonzero(keep & np.isin(h, repeated)):
-                if int(h[i]) in seen_repeats:
+                if ids.iat[i] in seen_repeats:
                     keep[i] = False
                     reasons[int(i)] = ("event_id", "duplicate event_id (an earlier copy was scored)")
-                seen_repeats.add(int(h[i]))
+                seen_repeats.add(ids.iat[i])
         if rejected is not None and reasons:
             rejected.add(ev, reasons)
+        n_unrecorded += len(reasons) if rejected is None else 0
         inter, _ = events_to_interactions(ev[keep], items, rule)
         inter["t"] = series_to_seconds(inter["timestamp"])
         yield inter[INTERACTION_FIELDS]
+    if n_unrecorded:
+        log.warning("%s: %d events broke the data contract and were left out (kt data validate %s lists them)",
+                    events_dir, n_unrecorded, events_dir)
+
+
+def _id_hashes(ids: pd.Series) -> np.ndarray:
+    # over an object Series: a numpy unicode array would be as wide as the longest id in the batch
+    return pd.util.hash_pandas_object(ids, index=False).to_numpy()
 
 
 def _repeated_event_hashes(dataset) -> np.ndarray:
     """Hashes of event ids that occur more than once in the dataset (one pass over that column;
     8 bytes per event while it runs)."""
-    hashes = np.concatenate([pd.util.hash_array(b.column(0).to_numpy(zero_copy_only=False).astype(str))
+    hashes = np.concatenate([_id_hashes(b.column(0).to_pandas().astype(str))
                              for b in dataset.to_batches(columns=["event_id"])] or [np.zeros(0, np.uint64)])
     hashes.sort()
     return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
@@ -200,13 +213,16 @@ class RejectedEvents:
     """Events that broke the contract while scoring: written to a CSV with the file's columns plus
     ``_field`` and ``_reason`` (what :func:`kt.data.io.load_table` quarantines), appended batch by batch."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path | None) -> None:
+        self.path = path  # None: count only (the ranks that do not write the file)
         self.count = 0
-        if path.exists():
+        if path is not None and path.exists():
             path.unlink()  # describes this run only
 
     def add(self, ev: pd.DataFrame, reasons: dict[int, tuple[str, str]]) -> None:
+        if self.path is None:
+            self.count += len(reasons)
+            return
         idx = sorted(reasons)
         rows = ev.iloc[idx].copy()
         rows["_field"] = [reasons[i][0] for i in idx]
@@ -231,8 +247,14 @@ def score_world(
     practiced_only: bool = False,
     tmp_dir: str | Path | None = None,
     decay_check: bool = True,
+    rejected_path: str | Path | None = None,
 ) -> ScoreSummary:
-    """Score this rank's users of ``world_dir`` into the Parquet file ``out_path``."""
+    """Score this rank's users of ``world_dir`` into the Parquet file ``out_path``.
+
+    Events that break the data contract are never scored; rank 0 writes them to ``rejected_path``
+    (default ``<out_path without .parquet>.rejected.csv``); every rank skips the same events and
+    counts them in its summary.
+    """
     t0 = time.perf_counter()
     config = config or MasteryConfig()
     world_dir = Path(world_dir)
@@ -247,10 +269,11 @@ def score_world(
     t_max = -math.inf
     n_inter = 0
     out_path = Path(out_path)
-    rejected = RejectedEvents(out_path.with_name(out_path.stem + ".rejected.csv"))
+    default_path = out_path.with_name(out_path.stem + ".rejected.csv")
+    rejected = RejectedEvents((Path(rejected_path) if rejected_path else default_path) if rank == 0 else None)
     try:
         # pass 1: shard + bucket by user hash
-        for inter in iter_interactions(world_dir, items, rule, rejected=rejected if rank == 0 else None):
+        for inter in iter_interactions(world_dir, items, rule, rejected=rejected):
             t_max = max(t_max, float(inter["t"].max()))
             h = user_hash(inter["user_id"].to_numpy())
             mine = (h % np.uint64(world_size)) == np.uint64(rank)
@@ -282,7 +305,7 @@ def score_world(
             w.close()
         shutil.rmtree(work, ignore_errors=True)
     return ScoreSummary(str(out_path), rank, world_size, n_users, n_inter, n_rows, n_buckets, str(as_of),
-                        time.perf_counter() - t0, rejected.count, str(rejected.path) if rejected.count else None)  # fmt: skip
+                        time.perf_counter() - t0, rejected.count, str(rejected.path) if rejected.count and rejected.path else None)  # fmt: skip
 
 
 def _seconds(ts) -> float:

@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError
 
+from kt.config import SettingsError
 from kt.data.schema import EVENTS
 from kt.store.schema import CATALOG_TABLES, PRUNED, catalog_changes, events, metadata, path_cache
 from kt.store.schema import users as users_table
@@ -118,8 +119,8 @@ class EventStore:
         try:
             self.engine: Engine = create_engine(self.url, **kwargs)
         except (ArgumentError, ImportError) as exc:  # not a URL, or a dialect whose driver is absent
-            raise ValueError(f"database URL {url!r} (KT_DB_URL or --db-url): {exc}; expected sqlite:///PATH or "
-                             "postgresql://USER@HOST:PORT/DB") from None
+            raise SettingsError(f"database URL {url!r} (KT_DB_URL or --db-url): {exc}; expected sqlite:///PATH or "
+                                "postgresql://USER@HOST:PORT/DB") from None
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         if self.dialect not in _INSERTS:

@@ -80,10 +80,12 @@ def test_defaults_quarantine_under_data_dir(world_dir, tmp_path, capsys, monkeyp
     code, out, _ = run(capsys, "validate", world_dir)
     assert code == 1 and "unknown_id 1" in out
     assert (Settings.from_env().quarantine_dir_for(world_dir) / "events.rejected.csv").exists()
-    # a clean load of another source keeps them (one quarantine folder per source)
-    other = tmp_path / "other.csv"
-    other.write_text(Path(world_dir, "topics.csv").read_text())
-    assert run(capsys, "validate", other, "--table", "topics")[0] == 0
+    # a clean load of another events file keeps them (one quarantine folder per source)
+    other = tmp_path / "other" / "events.csv"
+    other.parent.mkdir()
+    other.write_text(events.read_text().removesuffix(BAD_EVENT))
+    code, out, _ = run(capsys, "validate", other)
+    assert code == 0 and "0 rejected" in out
     assert (Settings.from_env().quarantine_dir_for(world_dir) / "events.rejected.csv").exists()
 
 

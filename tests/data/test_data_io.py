@@ -308,3 +308,11 @@ def test_blank_lines_are_skipped_and_rows_keep_their_numbers(tmp_path):
     res = load_events(path, tmp_path)
     assert res.n_read == 2 and res.clean["event_id"].tolist() == ["e1"]
     assert_rejected(res, tmp_path, row=3, field="content_id", code="unknown_id", n_clean=1)
+
+
+def test_a_header_followed_only_by_blank_lines_is_an_empty_file(tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_text(EVENTS_HEADER + "\n\n\n", encoding="utf-8")
+    with pytest.raises(DataError) as ei:
+        load_events(path, tmp_path)
+    assert_data_error(ei.value, path, None, "-", "empty file")

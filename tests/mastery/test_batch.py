@@ -127,3 +127,7 @@ def test_events_that_break_the_contract_are_kept_aside_not_scored(tmp_path, worl
     kept = pd.read_csv(summary.rejected_path)
     assert sorted(kept["_field"]) == ["content_id", "dwell_seconds", "event_id"]
     assert "c-no-such-item" in set(kept["content_id"])
+    # another rank skips the same events, counts them, and leaves the file to rank 0
+    rank1 = score_world(loaded.model, cat, bad_world, tmp_path / "r1.parquet", rank=1, world_size=2)
+    assert rank1.n_rejected == 3 and rank1.rejected_path is None
+    assert not (tmp_path / "r1.rejected.csv").exists()

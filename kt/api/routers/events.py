@@ -84,6 +84,8 @@ def _unfit_field(ev: dict) -> tuple[str, str] | None:
     for field, value in ev.items():
         if field not in EVENT_FIELDS:
             return _printable(field), f"unknown field; the fields are {', '.join(EVENTS.column_names)}"
+        if field in ID_FIELDS and isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**MAX_ID_LENGTH:
+            return field, f"not an id: at most {MAX_ID_LENGTH} characters"
         if isinstance(value, str):
             if "\x00" in value:
                 return field, "contains a NUL character"
