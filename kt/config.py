@@ -40,6 +40,7 @@ def _device(text: str) -> str:
         raise ValueError("expected auto, cpu, cuda, cuda:N or mps")
     return text
 
+
 @dataclass(frozen=True)
 class Settings:
     """Configuration shared by every layer.

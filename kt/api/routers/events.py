@@ -1,6 +1,7 @@
 """POST /v1/events: batch ingest of highlight events.
 
-Per event: unknown fields and text that cannot be stored (NUL, lone surrogates) -> rejected;
+Per event: unknown fields, text that cannot be stored (NUL, lone surrogates) and ids that are
+not ids (over 256 characters, control characters) -> rejected;
 contract validation (:func:`kt.data.io.validate_events`: types, ranges, timestamps, known
 content_id) -> rejected with (index, field, reason); a later copy of an event_id whose first
 *valid* copy is in the batch -> duplicate (an invalid first copy never makes a valid repeat a
@@ -30,6 +31,7 @@ router = APIRouter(tags=["events"])
 EVENT_FIELDS = frozenset(EVENTS.column_names)
 ID_FIELDS = frozenset({"event_id", "user_id", "content_id", "folder_id"})
 MAX_ID_LENGTH = 256  # ids end up in URLs, logs and keys; a 100 kB "id" is a client bug
+MAX_INT_ID = 10**MAX_ID_LENGTH  # an integer id with more digits than that
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 log = logging.getLogger("kt.api")
 
@@ -79,12 +81,13 @@ def _event_id(ev: dict) -> str:
 
 def _unfit_field(ev: dict) -> tuple[str, str] | None:
     """(field, reason) for the first field no store could take: an unknown name (a misspelt field
-    would silently lose its value, e.g. quizCorrect, and change the outcome), or text with NUL
-    (PostgreSQL text cannot hold it) or a lone surrogate (not encodable as UTF-8)."""
+    would silently lose its value, e.g. quizCorrect, and change the outcome), text with NUL
+    (PostgreSQL text cannot hold it) or a lone surrogate (not encodable as UTF-8), or an id that
+    is too long or holds control characters."""
     for field, value in ev.items():
         if field not in EVENT_FIELDS:
             return _printable(field), f"unknown field; the fields are {', '.join(EVENTS.column_names)}"
-        if field in ID_FIELDS and isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**MAX_ID_LENGTH:
+        if field in ID_FIELDS and isinstance(value, int) and not isinstance(value, bool) and abs(value) >= MAX_INT_ID:
             return field, f"not an id: at most {MAX_ID_LENGTH} characters"
         if isinstance(value, str):
             if "\x00" in value:
