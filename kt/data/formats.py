@@ -147,6 +147,8 @@ def read_pykt_file(path: str | Path, num_items: int | None = None, num_concepts:
         if col not in df.columns:
             raise DataError(path, None, col, "missing required column")
     n_rows = len(df)
+    if not n_rows:
+        raise DataError(path, None, "-", "no data rows (header only)")
     parsed: dict[str, np.ndarray] = {}
     width = None
     for col in [c for c in df.columns if c in PYKT_SEQ_COLUMNS]:

@@ -135,7 +135,10 @@ def _read_csv_raw(path: Path, schema: TableSchema) -> tuple[pd.DataFrame, list[t
         elif r == []:  # blank line
             continue
         else:
-            malformed.append((i, "malformed_row", f"{len(r)} fields, header has {n}", dict(zip(header, r, strict=False))))
+            values = dict(zip(header, r, strict=False))
+            if len(r) > n:  # kept, not cut: the quarantine file must hold the whole row
+                values["_extra"] = ",".join(r[n:])
+            malformed.append((i, "malformed_row", f"{len(r)} fields, header has {n}", values))
     if not good and not malformed:
         raise DataError(path, None, "-", "empty file (header only, no data rows)")
     df = pd.DataFrame(good, columns=[*header, "_row"], dtype=object)

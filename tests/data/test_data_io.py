@@ -101,6 +101,13 @@ def test_malformed_middle_row_is_quarantined(tmp_path):
     assert_rejected(res, tmp_path, row=2, field="-", code="malformed_row", n_clean=2)
 
 
+def test_a_row_with_extra_fields_is_quarantined_whole(tmp_path):
+    res = load_events(events_file(tmp_path, [GOOD, GOOD.replace("e1", "e2") + ",x,y", GOOD.replace("e1", "e3")]), tmp_path)
+    assert_rejected(res, tmp_path, row=2, field="-", code="malformed_row", n_clean=2)
+    q = pd.read_csv(tmp_path / "q" / "events.rejected.csv", dtype=str, keep_default_na=False)
+    assert q.loc[q["_row"] == "2", "_extra"].tolist() == ["x,y"]
+
+
 def test_list_foreign_keys_and_patterns(tmp_path):
     path = tmp_path / "items.csv"
     path.write_text(

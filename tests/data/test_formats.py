@@ -129,6 +129,7 @@ def test_bad_line_files_name_line_and_field(tmp_path):
     (read_dkvmn_file, "2\n1,99999999999999999999\n1,0\n", r"x.csv:2: question ids: integer too large"),
     (read_pykt_file, 'fold,uid,concepts,responses\n0,u1,"1,2","1,0"\n0,u2\n', r"x.csv:2: concepts: no values"),
     (read_pykt_file, 'fold,uid,concepts,responses\n0,u1,"1,-5","1,0"\n', r"x.csv:1: concepts: -5 is below -1"),
+    (read_pykt_file, 'fold,uid,concepts,responses\n', r"x.csv:-: -: no data rows"),
 ])
 def test_malformed_ids_and_cells_name_the_line(tmp_path, reader, text, expected):
     p = tmp_path / "x.csv"
