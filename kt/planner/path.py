@@ -224,6 +224,10 @@ class Planner:
         unknown = [g for g in goals if g not in self.prerequisites.parents and cat.topics.get(g) < 0]
         if unknown:
             raise ValueError(f"goal_topics: unknown topic id(s) {unknown}")
+        if languages is not None and not len(cat.language_codes(languages)):
+            # no item is in any of the languages asked for: nothing to recommend (an unknown code
+            # must not read as "no language filter")
+            return LearningPath(user_id=str(user_id), languages=[str(x) for x in languages], goal_topics=goals)
         req = self._request(user_id, history, languages, now)
         if cfg.difficulty_slope > 0 and not isinstance(learner, DifficultyAdjusted):
             learner = DifficultyAdjusted(learner, cat, cfg.difficulty_slope)

@@ -53,6 +53,9 @@ def test_bundles_respect_band_size_language_exclusion_and_order(tiny, planner, o
         assert b.band != planner.config.band
     d = path.to_dict()
     assert d["bundles"][0]["items"][0]["reason"] and isinstance(d["bundles"][0]["band"], list)
+    # a language no item is in gives nothing, never items in every language
+    none = planner.plan(user, oracle, hist, n_bundles=3, bundle_size=4, languages=["zz"])
+    assert none.bundles == [] and none.languages == ["zz"]
 
 
 def test_bundle_sizes_are_clipped_to_the_configured_limits(tiny, oracle):
