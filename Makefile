@@ -32,7 +32,7 @@ lint: setup
 	$(BIN)/ruff check kt app tests bench
 
 test: setup system-deps lint
-	$(BIN)/pytest
+	$(BIN)/pytest -rs  # -rs: any skipped check is listed with its reason
 
 # Copy every bench/results/*.md table into README.md (each bench script writes its own results).
 bench-readme: setup

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
+
+from kt.data.sequences import Vocab
 
 
 def _items(client) -> list[str]:
@@ -84,6 +87,18 @@ def test_mastery_changes_after_new_events(client):
     m_after = {t["topic_id"]: t for t in after["topics"]}[topic]
     assert m_after["n_obs"] == m_before["n_obs"] + 20
     assert m_after["mastery"] != m_before["mastery"]
+    # and it is what the library computes from the same log: a fresh tracker on the served model,
+    # fed the stored events through the outcome rule, agrees topic by topic
+    from kt.data.outcome import events_to_interactions
+    from kt.mastery import MasteryTracker
+
+    served = client.app.state.services.learner().tracker
+    fresh = MasteryTracker(served.model, None, Vocab(served.catalog.topic_ids), served.catalog)
+    inter, _ = events_to_interactions(store.events_frame(user_ids=[user]), items)
+    fresh.observe_many(inter)
+    expected = fresh.topic_mastery(user).set_index("topic_id")["mastery"]
+    got = pd.Series({t["topic_id"]: t["mastery"] for t in after["topics"]})
+    assert np.allclose(got.sort_index(), expected.loc[got.index].sort_index(), atol=1e-5)
     # the served tracker absorbed them on ingest: the stored state matches the log without a rebuild
     learner = client.app.state.services.learner()
     rec = learner.tracker.store.load(user)

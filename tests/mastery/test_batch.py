@@ -87,8 +87,8 @@ def test_empty_user_filter_gives_no_rows(tmp_path, world, trained, items, topics
     cat = TopicCatalog.build(loaded.model, loaded.item_vocab, loaded.concept_vocab, items, topics)
     s = score_world(loaded.model, cat, world, tmp_path / "p.parquet", rank=0, world_size=1_000_000)
     df = pd.read_parquet(tmp_path / "p.parquet")
-    assert s.n_rows == len(df) and len(df) < 40 * len(topics)
-    assert np.isfinite(df["mastery"]).all()
+    assert s.n_rows == len(df) == 0 and s.n_users == 0
+    assert pq.read_schema(tmp_path / "p.parquet").equals(OUTPUT_SCHEMA)
 
 
 def test_decay_check_only_adds_review_stages(trained, items, topics, interactions):
@@ -102,6 +102,7 @@ def test_decay_check_only_adds_review_stages(trained, items, topics, interaction
     without = score_interactions(loaded.model, cat, some, cfg, decay_check=False)
     np.testing.assert_allclose(with_check["mastery"], without["mastery"])
     differ = with_check["stage"] != without["stage"]
+    assert differ.any()  # the check finds something here (2 of 360 rows when measured)
     assert (with_check.loc[differ, "stage"] == "needs_review").all()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 
 from kt.cli import main
 from kt.mastery import TopicCatalog
@@ -15,16 +16,40 @@ from kt.mastery.quality import evaluate_quality, format_report
 def test_trained_model_tracks_true_mastery(world, trained, items, topics, interactions):
     _, loaded = trained
     cat = TopicCatalog.build(loaded.model, loaded.item_vocab, loaded.concept_vocab, items, topics)
-    report = evaluate_quality(loaded.model, cat, world, split_seed=None, interactions=interactions)
+    # held-out users: on training users a model that ignores the answers still scores AUC 0.91
+    report = evaluate_quality(loaded.model, cat, world, split_seed=0, interactions=interactions)
     kt = report["kt_model"]
     assert kt["spearman"] > 0.25, format_report(report)
-    assert 0.0 <= kt["success"]["ece"] <= 0.3 and kt["success"]["auc"] > 0.6
-    assert 0.0 <= kt["stage_accuracy"] <= 1.0
+    # measured: 0.856 for the trained DKT, 0.782 for one that never sees the responses
+    assert kt["success"]["auc"] > 0.82 and kt["success"]["ece"] <= 0.3, format_report(report)
     for baseline in ("running_accuracy", "bkt"):
         r = report[baseline]
         assert np.isfinite([r["spearman"], r["mastery_mae"], r["stage_accuracy"], r["success"]["auc"]]).all()
         assert r["spearman"] > 0.0
     assert "| KT (dkt) |" in format_report(report)
+
+
+def test_successes_raise_mastery_and_failures_lower_it(trained, items, topics, interactions):
+    from kt.mastery import MasteryConfig, MasteryTracker
+
+    _, loaded = trained
+    cat = TopicCatalog.build(loaded.model, loaded.item_vocab, loaded.concept_vocab, items, topics)
+    user = interactions["user_id"].value_counts().index[0]
+    history = interactions[interactions["user_id"] == user].rename(columns={"t": "timestamp"})
+    base = MasteryTracker(loaded.model, loaded.item_vocab, loaded.concept_vocab, cat, MasteryConfig())
+    base.observe_many(history)
+    topic = base.topic_mastery(user).sort_values("mastery")["topic_id"].iloc[0]  # far from saturation
+    on_topic = items[items["topics"].astype(str).str.split("|").str[0] == topic]["content_id"].astype(str).head(10)
+    start = history["timestamp"].max()
+    after = {}
+    for outcome in (1, 0):
+        extra = pd.DataFrame({"user_id": user, "content_id": on_topic.to_numpy(), "topic_id": topic,
+                              "outcome": outcome, "timestamp": start + 60.0 * (1 + np.arange(len(on_topic)))})
+        tracker = MasteryTracker(loaded.model, loaded.item_vocab, loaded.concept_vocab, cat, MasteryConfig())
+        tracker.observe_many(pd.concat([history, extra], ignore_index=True))
+        table = tracker.topic_mastery(user).set_index("topic_id")
+        after[outcome] = float(table.loc[topic, "mastery"])
+    assert after[1] > after[0] + 0.05, after  # a model that ignores the answers gives equal values
 
 
 def test_bkt_em_recovers_parameters():

@@ -42,6 +42,8 @@ def test_evaluation_runs_every_policy_and_reports_e_p(tiny):
         assert r.e_start == results[0].e_start  # identical starting states
         assert 0 < r.n_consumed <= 6 * 2 * 3 and 0.0 <= r.success_rate <= 1.0
         assert 0.0 < r.coverage <= 1.0 and 0.0 <= r.diversity <= 1.0
+    e_p = {r.policy: r.e_p for r in results}
+    assert e_p["planner"] > e_p["random"]  # with true knowledge the planner must teach more than chance
     table = results_table(results)
     assert "| planner |" in table and "E_p" in table
 

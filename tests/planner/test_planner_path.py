@@ -20,8 +20,10 @@ from kt.planner import (
     learn_prerequisites,
     render_path,
 )
+from kt.planner.evaluation import OracleLearner
 from kt.planner.prerequisites import build_dag
 from kt.sim import generate_world, preset
+from kt.sim.env import LearnerEnv
 
 
 def assert_prerequisite_order(path, prereqs: PrerequisiteGraph):
@@ -99,12 +101,18 @@ def test_learned_prerequisites_beat_chance_on_a_tiny_world(tmp_path):
     assert learned.topological(learned.topics)
 
 
-def test_planner_from_world_learns_prerequisites_when_the_catalog_has_none(tiny, oracle):
-    world = tiny["world"]
+def test_planner_from_world_learns_prerequisites_when_the_catalog_has_none(tmp_path):
+    # 300 users: enough interactions for edges (50 users give none, which would prove nothing)
+    generate_world(preset("tiny", n_users=300), tmp_path)
+    world = load_world(tmp_path)
     no_prereqs = type(world)(**{**world.__dict__, "prerequisites": world.prerequisites.iloc[0:0]})
     planner = Planner.from_world(no_prereqs)
-    # learned from 50 users' interactions (few or no edges on so little data), over every topic
+    inter, _ = events_to_interactions(world.events, world.items)
+    expected = learn_prerequisites(inter, world.topics["topic_id"],
+                                   topic_difficulty=Catalog.from_world(world).topic_mean_difficulty())
+    assert planner.prerequisites.edges and planner.prerequisites.edges == expected.edges
     assert set(planner.prerequisites.topics) >= set(world.topics["topic_id"])
     user = busiest_user(world)
+    oracle = OracleLearner(LearnerEnv.from_world(tmp_path))
     path = planner.plan(user, oracle, history_of(world, user), n_bundles=2, bundle_size=3)
     assert path.bundles and np.isfinite([i.predicted_success for b in path.bundles for i in b.items]).all()

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-import pytest
 
 from kt.sim import generate_world, preset
 from kt.sim import tables as tb
@@ -110,9 +109,10 @@ def test_world_is_internally_consistent(tiny_world):
 
 
 def test_world_loads_through_the_data_layer_with_no_rejected_rows(tiny_world):
-    io = pytest.importorskip("kt.data.io")
+    from kt.data.io import load_world
+
     out, summary = tiny_world
-    world = io.load_world(out)
+    world = load_world(out)
     assert world.n_rejected == 0
     assert len(world.events) == summary.n_events
 
