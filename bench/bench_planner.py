@@ -123,7 +123,7 @@ def evaluation(args) -> dict:
     runs += [(PlannerPolicy(default, "planner (DKT)"), tracker), (PlannerPolicy(tuned, "planner tuned (DKT)"), tracker),
              (PlannerPolicy(on_learned, "planner, learned DAG (DKT)"), tracker),
              (PlannerPolicy(default, "planner (oracle KT)"), oracle), (PlannerPolicy(tuned, "planner tuned (oracle KT)"), oracle),
-             (SimulatorGreedyPolicy(catalog), oracle)]
+             (SimulatorGreedyPolicy(catalog), oracle), (SimulatorGreedyPolicy(catalog, band=default.config.band), oracle)]
     results = []
     for policy, factory in runs:
         r = run_policy(policy, env, setup, default, world.items, factory, cfg)

@@ -123,12 +123,20 @@ class SimulatorGreedyPolicy:
     read, the topic's mastery advanced by each pick's expected gain); the topic whose bundle
     gains most wins; items go easy to hard. Greedy and one topic at a time: a reference, not a
     proven upper bound. Needs :class:`OracleLearner` as its learner model (for the environment).
+
+    ``band``: keep to items whose *true* success (before the bundle) falls in it, widened by
+    ``widen_step`` per side (up to ``max_widen``) only for a topic with too few, as the planner
+    widens its band: what a planner that keeps to the product's band could reach.
     """
 
-    name, uses_learner = "ceiling: greedy on the simulator's true gain", True
+    uses_learner = True
 
-    def __init__(self, catalog) -> None:
+    def __init__(self, catalog, band: tuple[float, float] | None = None, widen_step: float = 0.05,
+                 max_widen: float = 0.4) -> None:
         self.catalog = catalog
+        self.band, self.widen_step, self.max_widen = band, widen_step, max_widen
+        self.name = "ceiling: greedy on the simulator's true gain" + (
+            f", true success in {band[0]:.2f}-{band[1]:.2f}" if band else "")
 
     def recommend(self, req: Request, learner: OracleLearner, rng) -> list[str]:
         from kt.planner.policies import target_items
@@ -153,8 +161,8 @@ class SimulatorGreedyPolicy:
             second = np.maximum(k2, 0)
             pre = sim.prereq[k][sim.prereq[k] >= 0]
             m, picked, total = m0.copy(), [], 0.0
-            avail = np.ones(len(sel), bool)
-            for _ in range(min(req.size, len(sel))):
+            avail = self._admitted(m0, k, d, pre, min(req.size, len(sel)), cfg)
+            for _ in range(min(req.size, int(avail.sum()))):
                 # recomputed per pick: an item's second topic may be a prerequisite of k
                 r = dyn.readiness(m[pre][None], np.ones((1, len(pre)), bool), cfg) if len(pre) else np.ones(1)
                 g = float(dyn.gate(r, cfg)[0])
@@ -174,6 +182,21 @@ class SimulatorGreedyPolicy:
         # easy to hard, like the planner's bundles: measured better than the pick order (E_p 0.321
         # vs 0.315), as each item raises mastery toward the next, harder one's ZPD
         return cids[sorted(best[1], key=lambda j: sim.difficulty[ii[j]])].tolist()
+
+    def _admitted(self, m0: np.ndarray, k: int, d: np.ndarray, pre: np.ndarray, need: int, cfg) -> np.ndarray:
+        """(len(d),) bool: the topic's items the band admits (all without a band)."""
+        from kt.sim import dynamics as dyn
+
+        if self.band is None:
+            return np.ones(len(d), bool)
+        r = dyn.readiness(m0[pre][None], np.ones((1, len(pre)), bool), cfg) if len(pre) else np.ones(1)
+        p = dyn.success_probability(m0[k], d, float(dyn.gate(r, cfg)[0]), cfg)
+        lo, hi = self.band
+        for widen in np.arange(0.0, self.max_widen + 1e-9, self.widen_step):
+            inside = (p >= lo - widen) & (p <= hi + widen)
+            if inside.sum() >= need:
+                return inside
+        return np.ones(len(d), bool)  # too few even widened: the whole topic, as without a band
 
 
 @dataclass

@@ -16,6 +16,7 @@ from kt.planner.evaluation import (
     SimulatorGreedyPolicy,
     best_baseline,
     evaluate,
+    is_reference,
     make_setup,
     results_table,
 )
@@ -95,3 +96,14 @@ def test_simulator_greedy_ceiling_learns_more_than_random_and_is_no_baseline(tin
     results = evaluate([random_policy, ceiling], env, setup, planner, world.items, lambda e: OracleLearner(e), cfg)
     assert results[1].e_p > results[0].e_p
     assert best_baseline(results) == results[0].e_p  # a ceiling is never the baseline to beat
+    # kept to a band of true success: its items sit closer to the band than the free ceiling's
+    banded = SimulatorGreedyPolicy(tiny["catalog"], band=(0.70, 0.85))
+    assert is_reference(banded.name) and "0.70-0.85" in banded.name
+    in_band = banded.recommend(req, OracleLearner(env), np.random.default_rng(0))
+    assert 0 < len(in_band) <= 3 and set(in_band) <= allowed
+
+    def off_band(ids):
+        p = env.success_probability(u, ids)
+        return float(np.mean(np.maximum(0.70 - p, 0) + np.maximum(p - 0.85, 0)))
+
+    assert off_band(in_band) <= off_band(bundle)
