@@ -69,7 +69,6 @@ def _config(args):
 
 def _setup(args):
     """(settings, loaded model, world dir, items table, catalog)."""
-    import pandas as pd
 
     from kt.cli import CLIError
     from kt.config import Settings, resolve_device
@@ -80,8 +79,12 @@ def _setup(args):
     if device == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"  # one GPU per torchrun rank
     world = Path(args.world or settings.world_dir)
-    if not (world / "items.parquet").exists():
-        raise CLIError(f"{world}: not a world directory (no items.parquet); generate one with `kt sim`")
+    from kt.mastery.batch import read_world_table, world_items
+
+    try:
+        items = world_items(world)
+    except FileNotFoundError as exc:
+        raise CLIError(str(exc)) from None
     try:
         if args.checkpoint:
             from kt.models.checkpoint import load_checkpoint
@@ -99,9 +102,8 @@ def _setup(args):
         raise CLIError(str(exc)) from None
     if loaded.concept_vocab is None:
         raise CLIError("the model carries no concept vocabulary; mastery needs concept tokens = topic ids")
-    items = pd.read_parquet(world / "items.parquet", columns=["content_id", "topics"])
-    topics_file = world / "topics.parquet"
-    topics = pd.read_parquet(topics_file, columns=["topic_id"])["topic_id"].astype(str).tolist() if topics_file.exists() else None
+    topic_table = read_world_table(world, "topics", ["topic_id"])
+    topics = topic_table["topic_id"].astype(str).tolist() if topic_table is not None else None
     cfg = _config(args)
     catalog = TopicCatalog.build(loaded.model, loaded.item_vocab, loaded.concept_vocab, items, topics, cfg.panel_size)
     return settings, loaded, world, items, catalog, cfg

@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from kt.data.schema import EVENTS
 from kt.mastery import state as st
 from kt.mastery.catalog import TopicCatalog
 from kt.mastery.config import MasteryConfig
@@ -158,12 +159,8 @@ def iter_interactions(world_dir: Path, items: pd.DataFrame, rule=None, batch_row
     from kt.data.io import validate_events
     from kt.data.outcome import events_to_interactions
 
-    events_dir = Path(world_dir) / "events"
-    if not events_dir.exists():
-        raise FileNotFoundError(f"{events_dir}: no events dataset (expected Parquet part files)")
-    dataset = pads.dataset(events_dir, format="parquet")
-    cols = [c for c in ("event_id", "user_id", "content_id", "timestamp", "folder_id", "read_fraction", "dwell_seconds",
-                        "n_highlights", "quiz_correct") if c in dataset.schema.names]  # fmt: skip
+    events_dir, dataset = events_dataset(world_dir)
+    cols = [c for c in EVENTS.column_names if c in dataset.schema.names]
     known_items = set(items["content_id"])
     repeated = _repeated_event_hashes(dataset) if "event_id" in cols else np.zeros(0, np.uint64)
     seen_repeats: set[str] = set()  # ids, not hashes: a hash collision costs a lookup, never an event
@@ -175,6 +172,7 @@ def iter_interactions(world_dir: Path, items: pd.DataFrame, rule=None, batch_row
         ok, bad = validate_events(ev, known_content_ids=known_items, seen_event_ids=None, now=NO_FUTURE_CHECK)
         keep = np.zeros(len(ev), bool)
         keep[ok["index"].to_numpy()] = True
+        typed = ok.set_index("index")  # the contract's types, also for CSV text
         reasons = {r["index"]: (r["field"], r["reason"]) for r in bad}
         if len(repeated):  # later copies of an event_id seen in an earlier batch
             ids = ev["event_id"].astype(str)
@@ -187,12 +185,55 @@ def iter_interactions(world_dir: Path, items: pd.DataFrame, rule=None, batch_row
         if rejected is not None and reasons:
             rejected.add(ev, reasons)
         n_unrecorded += len(reasons) if rejected is None else 0
-        inter, _ = events_to_interactions(ev[keep], items, rule)
+        inter, _ = events_to_interactions(typed.loc[np.flatnonzero(keep)], items, rule)
         inter["t"] = series_to_seconds(inter["timestamp"])
         yield inter[INTERACTION_FIELDS]
     if n_unrecorded:
         log.warning("%s: %d events broke the data contract and were left out (kt data validate %s lists them)",
                     events_dir, n_unrecorded, events_dir)
+
+
+def events_dataset(world_dir: str | Path):
+    """(path, pyarrow dataset) of a world's events: Parquet or CSV, one file or a folder of parts.
+    CSV columns are read as text; :func:`kt.data.io.validate_events` types them."""
+    from kt.data.io import find_table_path
+
+    path = find_table_path(Path(world_dir), "events")
+    if path is None:
+        raise FileNotFoundError(f"{world_dir}: no events table (events/, events.parquet or events.csv)")
+    files = sorted(path.iterdir()) if path.is_dir() else [path]
+    parquet = [str(f) for f in files if f.suffix == ".parquet"]
+    csv = [str(f) for f in files if f.suffix == ".csv"]
+    if not parquet and not csv:
+        raise FileNotFoundError(f"{path}: no .parquet or .csv part files")
+    if not csv:
+        return path, pads.dataset(parquet, format="parquet")
+    import pyarrow.csv as pacsv
+
+    text = pacsv.ConvertOptions(column_types={c: pa.string() for c in EVENTS.column_names}, strings_can_be_null=True,
+                                quoted_strings_can_be_null=True, null_values=[""])
+    csv_set = pads.dataset(csv, format=pads.CsvFileFormat(convert_options=text))
+    return path, (pads.dataset([pads.dataset(parquet, format="parquet"), csv_set]) if parquet else csv_set)
+
+
+def read_world_table(world_dir: str | Path, name: str, columns: list[str]) -> pd.DataFrame | None:
+    """``columns`` of a small world table (items, topics, users) from Parquet or CSV; None when absent."""
+    from kt.data.io import find_table_path
+
+    path = find_table_path(Path(world_dir), name)
+    if path is None:
+        return None
+    files = sorted(f for f in path.iterdir() if f.suffix in (".parquet", ".csv")) if path.is_dir() else [path]
+    frames = [pd.read_parquet(f, columns=columns) if f.suffix == ".parquet"
+              else pd.read_csv(f, usecols=columns, dtype=str, keep_default_na=False) for f in files]
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def world_items(world_dir: str | Path) -> pd.DataFrame:
+    items = read_world_table(world_dir, "items", ["content_id", "topics"])
+    if items is None:
+        raise FileNotFoundError(f"{world_dir}: not a world directory (no items table); generate one with `kt sim`")
+    return items.astype({"content_id": str, "topics": str})
 
 
 def _id_hashes(ids: pd.Series) -> np.ndarray:
@@ -258,9 +299,9 @@ def score_world(
     t0 = time.perf_counter()
     config = config or MasteryConfig()
     world_dir = Path(world_dir)
-    items = pd.read_parquet(world_dir / "items.parquet", columns=["content_id", "topics"])
-    users_file = world_dir / "users.parquet"
-    n_users_est = pq.ParquetFile(users_file).metadata.num_rows if users_file.exists() else chunk_users
+    items = world_items(world_dir)
+    users = read_world_table(world_dir, "users", ["user_id"])
+    n_users_est = len(users) if users is not None else chunk_users
     n_buckets = max(1, math.ceil(n_users_est / world_size / chunk_users))
     work = Path(tempfile.mkdtemp(prefix=f"kt-mastery-{rank}-", dir=tmp_dir))
     writers: dict[int, pq.ParquetWriter] = {}

@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow.dataset as pads
 from scipy.stats import spearmanr
 
-from kt.mastery.batch import iter_interactions, score_interactions
+from kt.mastery.batch import iter_interactions, score_interactions, world_items
 from kt.mastery.bkt import BKTBaseline, bkt_trace
 from kt.mastery.catalog import TopicCatalog
 from kt.mastery.config import MasteryConfig
@@ -38,8 +38,7 @@ from kt.models.base import KTModel
 
 def load_interactions(world_dir: str | Path, rule=None) -> pd.DataFrame:
     """All interactions of a world (user_id, content_id, topic_id, t, outcome), time-ordered."""
-    items = pd.read_parquet(Path(world_dir) / "items.parquet", columns=["content_id", "topics"])
-    parts = list(iter_interactions(Path(world_dir), items, rule))
+    parts = list(iter_interactions(Path(world_dir), world_items(world_dir), rule))
     df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["user_id", "content_id", "topic_id", "t", "outcome"])
     df = df.assign(_i=np.arange(len(df))).sort_values(["user_id", "t", "_i"], kind="stable").drop(columns="_i")
     return df.reset_index(drop=True)

@@ -132,3 +132,22 @@ def test_events_that_break_the_contract_are_kept_aside_not_scored(tmp_path, worl
     rank1 = score_world(loaded.model, cat, bad_world, tmp_path / "r1.parquet", rank=1, world_size=2)
     assert rank1.n_rejected == 3 and rank1.rejected_path is None
     assert not (tmp_path / "r1.rejected.csv").exists()
+
+
+def test_a_csv_world_scores_like_its_parquet_original(tmp_path, world, trained, items, topics):
+    # the data contract allows CSV tables; batch scoring types them through the same checks
+    _, loaded = trained
+    cat = TopicCatalog.build(loaded.model, loaded.item_vocab, loaded.concept_vocab, items, topics)
+    csv_world = tmp_path / "csv_world"
+    csv_world.mkdir()
+    for name in ("topics", "items", "users"):
+        pd.read_parquet(world / f"{name}.parquet").to_csv(csv_world / f"{name}.csv", index=False)
+    events = pd.read_parquet(world / "events")
+    events.assign(timestamp=events["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")).to_csv(
+        csv_world / "events.csv", index=False)
+    parquet = score_world(loaded.model, cat, world, tmp_path / "pq.parquet")
+    from_csv = score_world(loaded.model, cat, csv_world, tmp_path / "csv.parquet")
+    assert from_csv.n_rejected == 0 and from_csv.n_interactions == parquet.n_interactions > 0
+    pd.testing.assert_frame_equal(_read(tmp_path / "csv.parquet"), _read(tmp_path / "pq.parquet"), atol=1e-6)
+    assert main(["mastery", "score", "--world", str(csv_world), "--checkpoint", str(trained[0]),
+                 "--out", str(tmp_path / "cli.parquet"), "--device", "cpu"]) == 0
