@@ -191,7 +191,8 @@ def _read_parquet_raw(path: Path) -> pd.DataFrame:
     return df
 
 
-def _table_files(path: Path) -> list[Path]:
+def table_files(path: Path) -> list[Path]:
+    """The files of one table: ``path`` itself, or the .parquet/.csv parts of a folder (sorted)."""
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix in (".parquet", ".csv") and not p.name.startswith("."))
         if not files:
@@ -430,7 +431,7 @@ def load_table(
     path = Path(path)
     now = pd.Timestamp.now(tz="UTC") if now is None else now
     frames, malformed_frames = [], []
-    files = _table_files(path)
+    files = table_files(path)
     for f in files:
         if f.suffix == ".parquet":
             raw, malformed = _read_parquet_raw(f), []

@@ -196,16 +196,14 @@ def iter_interactions(world_dir: Path, items: pd.DataFrame, rule=None, batch_row
 def events_dataset(world_dir: str | Path):
     """(path, pyarrow dataset) of a world's events: Parquet or CSV, one file or a folder of parts.
     CSV columns are read as text; :func:`kt.data.io.validate_events` types them."""
-    from kt.data.io import find_table_path
+    from kt.data.io import find_table_path, table_files
 
     path = find_table_path(Path(world_dir), "events")
     if path is None:
         raise FileNotFoundError(f"{world_dir}: no events table (events/, events.parquet or events.csv)")
-    files = sorted(path.iterdir()) if path.is_dir() else [path]
+    files = table_files(path)
     parquet = [str(f) for f in files if f.suffix == ".parquet"]
     csv = [str(f) for f in files if f.suffix == ".csv"]
-    if not parquet and not csv:
-        raise FileNotFoundError(f"{path}: no .parquet or .csv part files")
     if not csv:
         return path, pads.dataset(parquet, format="parquet")
     import pyarrow.csv as pacsv
@@ -218,15 +216,14 @@ def events_dataset(world_dir: str | Path):
 
 def read_world_table(world_dir: str | Path, name: str, columns: list[str]) -> pd.DataFrame | None:
     """``columns`` of a small world table (items, topics, users) from Parquet or CSV; None when absent."""
-    from kt.data.io import find_table_path
+    from kt.data.io import find_table_path, table_files
 
     path = find_table_path(Path(world_dir), name)
     if path is None:
         return None
-    files = sorted(f for f in path.iterdir() if f.suffix in (".parquet", ".csv")) if path.is_dir() else [path]
     frames = [pd.read_parquet(f, columns=columns) if f.suffix == ".parquet"
-              else pd.read_csv(f, usecols=columns, dtype=str, keep_default_na=False) for f in files]
-    return pd.concat(frames, ignore_index=True) if frames else None
+              else pd.read_csv(f, usecols=columns, dtype=str, keep_default_na=False) for f in table_files(path)]
+    return pd.concat(frames, ignore_index=True)
 
 
 def world_items(world_dir: str | Path) -> pd.DataFrame:
