@@ -7,10 +7,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kt.data.schema import KINDS
+from kt.data.schema import ID_FORBIDDEN_CHARS, KINDS, MAX_ID_LENGTH
 
-# ids and texts: no NUL (PostgreSQL text cannot hold it) and, for ids, no control characters
-Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
+# ids follow the data contract's id rule; texts: no NUL (PostgreSQL text cannot hold it)
+ID_PATTERN = f"^[^{ID_FORBIDDEN_CHARS}]+$"
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
 Text = Annotated[str, Field(min_length=1, max_length=4000, pattern=r"^[^\x00]+$")]
 
 EVENT_FIELDS_DOC = (

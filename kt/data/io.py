@@ -20,6 +20,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +31,11 @@ import pandas as pd
 from kt.data.schema import (
     EVENTS,
     FUTURE_TOLERANCE,
+    ID_FORBIDDEN,
+    ID_RULE,
     LIST_SEPARATOR,
     LOAD_ORDER,
+    MAX_ID_LENGTH,
     MIN_TIMESTAMP,
     Column,
     DataError,
@@ -278,6 +282,8 @@ def _coerce(values: pd.Series, col: Column, now: pd.Timestamp) -> tuple[pd.Serie
         return typed, bad_type, out, "bad_timestamp"
     bad_con = np.zeros(len(values), bool)
     ok = present & ~bad_type
+    if col.is_id:
+        bad_con |= ok & _bad_ids(typed, col)
     if col.min is not None:
         bad_con |= ok & (typed < col.min).fillna(False).to_numpy(bool)
     if col.max is not None:
@@ -288,14 +294,22 @@ def _coerce(values: pd.Series, col: Column, now: pd.Timestamp) -> tuple[pd.Serie
         else:
             bad_con |= ok & ~typed.isin(col.choices).to_numpy(bool)
     if col.pattern is not None:
-        import re
-
         rx = re.compile(col.pattern)
         if col.is_list:
             bad_con |= ok & _flag(typed, lambda v: any(not rx.fullmatch(x) for x in _split(v)))
         else:
             bad_con |= ok & ~typed.astype(object).str.fullmatch(col.pattern).fillna(False).to_numpy(bool)
     return typed, bad_type, bad_con, "out_of_range"
+
+
+def _bad_ids(typed: pd.Series, col: Column) -> np.ndarray:
+    """Values (any element, for a list) that break the id rule; vectorised in Arrow for plain ids."""
+    if col.is_list:
+        forbidden = re.compile(ID_FORBIDDEN)
+        return _flag(typed, lambda v: any(len(x) > MAX_ID_LENGTH or forbidden.search(x) for x in _split(v)))
+    arrow = typed.astype(pd.StringDtype("pyarrow"))
+    bad = arrow.str.len().gt(MAX_ID_LENGTH) | arrow.str.contains(ID_FORBIDDEN, regex=True)
+    return bad.fillna(False).to_numpy(bool)
 
 
 def _flag(values: pd.Series, test) -> np.ndarray:
@@ -320,6 +334,8 @@ def _constraint_reason(v: object, col: Column) -> str:
 
 
 def _constraint_text(col: Column) -> str:
+    if col.is_id:
+        return f"not an id: {ID_RULE}"
     if col.choices is not None:
         return f"not one of {list(col.choices)}"
     if col.pattern is not None:

@@ -19,6 +19,12 @@ MIN_TIMESTAMP = pd.Timestamp("1990-01-01", tz="UTC")
 # Clock skew tolerated for timestamps in the future.
 FUTURE_TOLERANCE = pd.Timedelta(hours=1)
 LIST_SEPARATOR = "|"
+# One rule for ids everywhere (files, the API, the store's id columns, which are this wide): at most
+# MAX_ID_LENGTH characters and no control characters, which break log lines, URLs and CSV rows.
+MAX_ID_LENGTH = 128
+ID_FORBIDDEN_CHARS = r"\x00-\x1f\x7f"
+ID_FORBIDDEN = f"[{ID_FORBIDDEN_CHARS}]"
+ID_RULE = f"at most {MAX_ID_LENGTH} characters, no control characters (newlines, tabs)"
 
 
 class DataError(ValueError):
@@ -38,6 +44,7 @@ class Column:
     """One column: type, nullability and value constraints (closed range [min, max], choices, regex).
 
     ``is_list``: a ``|``-separated list of values (e.g. ``items.topics``); constraints apply per element.
+    ``is_id``: the values are ids and follow the id rule (:data:`MAX_ID_LENGTH`, no control characters).
     """
 
     name: str
@@ -48,6 +55,7 @@ class Column:
     choices: tuple | None = None
     pattern: str | None = None
     is_list: bool = False
+    is_id: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,13 +95,13 @@ KINDS = ("article", "paper", "video", "book", "podcast")
 
 TOPICS = TableSchema(
     "topics",
-    (Column("topic_id", "str"), Column("name", "str"), Column("parent_id", "str", nullable=True)),
+    (Column("topic_id", "str", is_id=True), Column("name", "str"), Column("parent_id", "str", nullable=True, is_id=True)),
     key=("topic_id",),
     foreign_keys=(ForeignKey("parent_id", "topics", "topic_id"),),
 )
 PREREQUISITES = TableSchema(
     "prerequisites",
-    (Column("topic_id", "str"), Column("prerequisite_id", "str")),
+    (Column("topic_id", "str", is_id=True), Column("prerequisite_id", "str", is_id=True)),
     key=("topic_id", "prerequisite_id"),
     foreign_keys=(ForeignKey("topic_id", "topics", "topic_id"), ForeignKey("prerequisite_id", "topics", "topic_id")),
     required_table=False,
@@ -101,11 +109,11 @@ PREREQUISITES = TableSchema(
 ITEMS = TableSchema(
     "items",
     (
-        Column("content_id", "str"),
+        Column("content_id", "str", is_id=True),
         Column("title", "str"),
         Column("url", "str"),
         Column("language", "str", pattern=r"[a-z]{2}"),
-        Column("topics", "str", is_list=True),
+        Column("topics", "str", is_list=True, is_id=True),
         Column("difficulty", "float", min=0.0, max=1.0),
         Column("kind", "str", choices=KINDS),
         Column("created_at", "timestamp"),
@@ -116,7 +124,7 @@ ITEMS = TableSchema(
 USERS = TableSchema(
     "users",
     (
-        Column("user_id", "str"),
+        Column("user_id", "str", is_id=True),
         Column("languages", "str", is_list=True, pattern=r"[a-z]{2}"),
         Column("created_at", "timestamp"),
     ),
@@ -124,14 +132,14 @@ USERS = TableSchema(
 )
 FOLDERS = TableSchema(
     "folders",
-    (Column("folder_id", "str"), Column("user_id", "str"), Column("name", "str"), Column("created_at", "timestamp")),
+    (Column("folder_id", "str", is_id=True), Column("user_id", "str", is_id=True), Column("name", "str"), Column("created_at", "timestamp")),
     key=("folder_id",),
     foreign_keys=(ForeignKey("user_id", "users", "user_id"),),
     required_table=False,
 )
 FOLDER_ITEMS = TableSchema(
     "folder_items",
-    (Column("folder_id", "str"), Column("content_id", "str"), Column("added_at", "timestamp")),
+    (Column("folder_id", "str", is_id=True), Column("content_id", "str", is_id=True), Column("added_at", "timestamp")),
     key=("folder_id", "content_id"),
     foreign_keys=(ForeignKey("folder_id", "folders", "folder_id"), ForeignKey("content_id", "items", "content_id")),
     required_table=False,
@@ -139,11 +147,11 @@ FOLDER_ITEMS = TableSchema(
 EVENTS = TableSchema(
     "events",
     (
-        Column("event_id", "str"),
-        Column("user_id", "str"),
-        Column("content_id", "str"),
+        Column("event_id", "str", is_id=True),
+        Column("user_id", "str", is_id=True),
+        Column("content_id", "str", is_id=True),
         Column("timestamp", "timestamp"),
-        Column("folder_id", "str", nullable=True),
+        Column("folder_id", "str", nullable=True, is_id=True),
         Column("read_fraction", "float", min=0.0, max=1.0),
         Column("dwell_seconds", "float", min=0.0),
         Column("n_highlights", "int", min=0),

@@ -24,9 +24,11 @@ from sqlalchemy import (
     Text,
 )
 
+from kt.data.schema import MAX_ID_LENGTH
+
 metadata = MetaData()
 
-ID = String(128)
+ID = String(MAX_ID_LENGTH)  # the data contract's id rule; longer ids are rejected before they get here
 
 events = Table(
     "events",

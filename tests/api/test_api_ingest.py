@@ -157,4 +157,20 @@ def test_unknown_fields_oversized_counts_booleans_and_bad_text_are_rejected(clie
     assert errors[3]["field"] == "event_id"
     assert errors[4]["field"] == "folder_id" and "UTF-8" in errors[4]["reason"]
     assert (errors[6]["field"], errors[7]["field"]) == ("event_id", "event_id")  # the id carries the user name
-    assert "control characters" in errors[6]["reason"] and "256" in errors[7]["reason"]
+    assert "control characters" in errors[6]["reason"] and "128" in errors[7]["reason"]
+
+
+def test_ids_follow_the_store_rule_on_every_backend(client):
+    """Ids longer than the store's id column (or with control characters) are rejected per event;
+    PostgreSQL would otherwise refuse the whole batch's INSERT and no event of it would be stored."""
+    items = _items(client)
+    batch = [_event(40, items[0], event_id="e" * 200), _event(41, items[0], user="u" * 129, event_id="ev-41"),
+             _event(42, items[0], folder_id="del\x7f"), _event(43, items[0], event_id="x" * 128)]
+    r = client.post("/v1/events", json={"events": batch})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    errors = {e["index"]: e for e in body["errors"]}
+    assert body["accepted"] == 1 and set(errors) == {0, 1, 2}
+    assert [errors[i]["field"] for i in (0, 1, 2)] == ["event_id", "user_id", "folder_id"]
+    assert all("128" in errors[i]["reason"] for i in (0, 1, 2))
+    assert client.app.state.services.store.existing_ids("events", ["x" * 128]) == {"x" * 128}

@@ -1,7 +1,7 @@
 """POST /v1/events: batch ingest of highlight events.
 
 Per event: unknown fields, text that cannot be stored (NUL, lone surrogates) and ids that are
-not ids (over 256 characters, control characters) -> rejected;
+not ids (the contract's id rule, :data:`kt.data.schema.MAX_ID_LENGTH`) -> rejected;
 contract validation (:func:`kt.data.io.validate_events`: types, ranges, timestamps, known
 content_id) -> rejected with (index, field, reason); a later copy of an event_id whose first
 *valid* copy is in the batch -> duplicate (an invalid first copy never makes a valid repeat a
@@ -24,15 +24,15 @@ from kt.api.deps import get_services
 from kt.api.schemas import EventBatch, IngestResponse, ItemError
 from kt.api.services import Services
 from kt.data.io import validate_events
-from kt.data.schema import EVENTS
+from kt.data.schema import EVENTS, ID_FORBIDDEN, ID_RULE, MAX_ID_LENGTH
 from kt.store.loader import event_outcomes
 
 router = APIRouter(tags=["events"])
 EVENT_FIELDS = frozenset(EVENTS.column_names)
 ID_FIELDS = frozenset({"event_id", "user_id", "content_id", "folder_id"})
-MAX_ID_LENGTH = 256  # ids end up in URLs, logs and keys; a 100 kB "id" is a client bug
-MAX_INT_ID = 10**MAX_ID_LENGTH  # an integer id with more digits than that
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# checked before the contract validation, so one 100 kB "id" never sizes the whole batch's arrays
+MAX_INT_ID = 10**MAX_ID_LENGTH  # an integer id with more digits than the id rule allows
+CONTROL = re.compile(ID_FORBIDDEN)
 log = logging.getLogger("kt.api")
 
 
@@ -88,7 +88,7 @@ def _unfit_field(ev: dict) -> tuple[str, str] | None:
         if field not in EVENT_FIELDS:
             return _printable(field), f"unknown field; the fields are {', '.join(EVENTS.column_names)}"
         if field in ID_FIELDS and isinstance(value, int) and not isinstance(value, bool) and abs(value) >= MAX_INT_ID:
-            return field, f"not an id: at most {MAX_ID_LENGTH} characters"
+            return field, f"not an id: {ID_RULE}"
         if isinstance(value, str):
             if "\x00" in value:
                 return field, "contains a NUL character"
@@ -97,7 +97,7 @@ def _unfit_field(ev: dict) -> tuple[str, str] | None:
             except UnicodeEncodeError:
                 return field, "not valid UTF-8 text (a lone surrogate)"
             if field in ID_FIELDS and (len(value) > MAX_ID_LENGTH or CONTROL.search(value)):
-                return field, f"not an id: at most {MAX_ID_LENGTH} characters, no control characters (newlines, tabs)"
+                return field, f"not an id: {ID_RULE}"
     return None
 
 

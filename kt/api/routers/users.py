@@ -20,12 +20,13 @@ from starlette.background import BackgroundTask
 from kt.api.deps import get_served, get_services
 from kt.api.model_service import Served
 from kt.api.paths import PathRequest, PathResult, cached_path, path_request, plan_path, require_known
-from kt.api.schemas import MasteryResponse, PathResponse, TopicMastery
+from kt.api.schemas import ID_PATTERN, MasteryResponse, PathResponse, TopicMastery
 from kt.api.services import Services
+from kt.data.schema import MAX_ID_LENGTH
 
 router = APIRouter(tags=["users"])
 
-UserId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$", description="The user's id.",
+UserId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN, description="The user's id.",
                                    examples=["u000"])]
 
 
