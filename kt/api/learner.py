@@ -27,7 +27,8 @@ from contextlib import ExitStack
 import numpy as np
 import pandas as pd
 
-from kt.mastery.tracker import MasteryTracker, series_to_seconds
+from kt.data.times import series_to_seconds
+from kt.mastery.tracker import MasteryTracker
 from kt.store import EventStore
 
 INTERACTION_COLUMNS = ["user_id", "content_id", "topic_id", "outcome", "timestamp"]

@@ -33,12 +33,12 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from kt.data.schema import EVENTS
+from kt.data.times import seconds_to_timestamps, series_to_seconds
 from kt.mastery import state as st
 from kt.mastery.catalog import TopicCatalog
 from kt.mastery.config import MasteryConfig
 from kt.mastery.replay import Padded, mastery_of_groups, replay, topic_stats
 from kt.mastery.stages import confidence, stage_codes, stage_names
-from kt.mastery.tracker import seconds_to_timestamps, series_to_seconds
 from kt.models.base import KTModel
 
 OUTPUT_SCHEMA = pa.schema(
@@ -347,6 +347,6 @@ def score_world(
 
 
 def _seconds(ts) -> float:
-    from kt.mastery.tracker import to_seconds
+    from kt.data.times import to_seconds
 
     return to_seconds(ts)

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kt.mastery.tracker import MasteryTracker, to_seconds
+from kt.data.times import to_seconds
+from kt.mastery.tracker import MasteryTracker
 
 
 def demo_report(world_dir: str | Path, tracker: MasteryTracker, user_ids: Sequence[str], now=None, top: int | None = 8) -> pd.DataFrame:

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from kt.data.sequences import Vocab
+from kt.data.times import seconds_to_timestamps, series_to_seconds, to_seconds
 from kt.mastery import state as st
 from kt.mastery.catalog import TopicCatalog
 from kt.mastery.config import MasteryConfig
@@ -29,30 +30,6 @@ TOPIC_MASTERY_COLUMNS = ["topic_id", "mastery", "confidence", "n_obs", "stage", 
 
 class StaleStateError(RuntimeError):
     """The stored state was built by another model version; call ``rebuild``."""
-
-
-def to_seconds(ts) -> float:
-    """Unix seconds (float) from a Timestamp, datetime, ISO string or number (already seconds)."""
-    if isinstance(ts, (int, float, np.integer, np.floating)):
-        return float(ts)
-    t = pd.Timestamp(ts)
-    if t.tzinfo is None:
-        t = t.tz_localize("UTC")
-    return (t - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
-
-
-def seconds_to_timestamps(seconds: np.ndarray) -> pd.DatetimeIndex:
-    """Unix seconds (NaN = never) -> UTC timestamps at microsecond resolution (NaT for NaN)."""
-    s = np.asarray(seconds, dtype=np.float64)
-    us = np.where(np.isnan(s), np.iinfo(np.int64).min, np.round(np.nan_to_num(s) * 1e6)).astype(np.int64)
-    return pd.DatetimeIndex(us.view("datetime64[us]")).tz_localize("UTC")  # int64 min is NaT
-
-
-def series_to_seconds(values: pd.Series) -> np.ndarray:
-    if pd.api.types.is_numeric_dtype(values):
-        return values.to_numpy(np.float64)
-    ts = pd.to_datetime(values, utc=True)
-    return ((ts - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(np.float64)
 
 
 class MasteryTracker:

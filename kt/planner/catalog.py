@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from kt.data.times import series_to_seconds
+
 ITEM_COLUMNS = ("content_id", "language", "topics", "difficulty", "kind", "created_at")
 UNKNOWN_LANGUAGE = "und"
 
@@ -137,7 +139,7 @@ class Catalog:
                 row = int(np.flatnonzero(bad)[0])
                 raise CatalogError(f"{table}: row {row}: field 'difficulty' must be a number in [0, 1]")
             out["difficulty"] = diff.astype(np.float32)
-        out["created_at"] = (pd.to_datetime(items["created_at"], utc=True).astype("int64").to_numpy() // 10**9
+        out["created_at"] = (np.floor(series_to_seconds(items["created_at"])).astype(np.int64)
                              if "created_at" in items.columns else None)
         return out
 

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from kt.data.times import series_to_seconds, to_seconds
 from kt.planner.bundles import Bundle, BundleItem, assemble_bundle
 from kt.planner.calibration import DifficultyAdjusted
 from kt.planner.catalog import Catalog
@@ -122,7 +123,7 @@ class Planner:
                 if col not in history.columns:
                     raise ValueError(f"history: missing column {col!r} (needs content_id, timestamp)")
             idx = cat.index_of(history["content_id"].astype(str).to_numpy())
-            ts = pd.to_datetime(history["timestamp"], utc=True).astype("int64").to_numpy() / 1e9
+            ts = series_to_seconds(history["timestamp"])
             known = idx >= 0
             idx, ts = idx[known], ts[known]
         consumed = np.unique(idx)
@@ -135,7 +136,7 @@ class Planner:
             langs = np.arange(len(cat.languages))
         order = np.argsort(ts, kind="stable")[::-1][: cfg.n_seeds]
         seeds = idx[order]
-        t_now = pd.Timestamp(now).timestamp() if now is not None else (ts.max() if len(ts) else 0.0)
+        t_now = to_seconds(now) if now is not None else (ts.max() if len(ts) else 0.0)
         age_days = np.maximum(t_now - ts[order], 0.0) / DAY
         weights = 0.5 ** (age_days / cfg.recency_half_life_days)
         rng = np.random.default_rng([cfg.seed, zlib.crc32(str(user_id).encode())])

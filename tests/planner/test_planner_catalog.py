@@ -92,3 +92,14 @@ def test_edited_items_move_in_the_topic_index():
     assert cat.topic_median_difficulty(x) == pytest.approx(0.2)  # only e has x as primary now
     with pytest.raises(CatalogError, match="row 1: field 'content_id' 'nope' is not in the catalog"):
         cat.update_items(pd.DataFrame({"content_id": ["a", "nope"], "topics": ["x", "x"]}))
+
+
+def test_created_at_is_unix_seconds_whatever_the_datetime_resolution():
+    # pandas 3 parses to microseconds; an int64 cast then is not nanoseconds (items came out 1000x too old)
+    stamp = pd.Timestamp("2026-01-20T10:15:00Z")
+    items = pd.DataFrame({"content_id": ["a", "b", "c"], "topics": ["x", "x", "x"],
+                          "created_at": ["2026-01-20T10:15:00Z", stamp.isoformat(), "2026-01-20T10:15:01.9Z"]})
+    from_text = Catalog.from_frames(items)
+    from_stamps = Catalog.from_frames(items.assign(created_at=pd.to_datetime(items["created_at"], utc=True, format="ISO8601")))
+    for cat in (from_text, from_stamps):
+        assert cat.created_at.tolist() == [1768904100, 1768904100, 1768904101]

@@ -116,3 +116,17 @@ def test_planner_from_world_learns_prerequisites_when_the_catalog_has_none(tmp_p
     oracle = OracleLearner(LearnerEnv.from_world(tmp_path))
     path = planner.plan(user, oracle, history_of(world, user), n_bundles=2, bundle_size=3)
     assert path.bundles and np.isfinite([i.predicted_success for b in path.bundles for i in b.items]).all()
+
+
+@pytest.mark.parametrize("now", [None, "2026-01-15T00:00:00Z"])
+def test_interests_decay_with_the_age_of_highlights(now):
+    """A highlight one half-life older than another weighs half as much (timestamps in seconds,
+    whatever pandas' datetime resolution)."""
+    items, topics, prereq, folder_items = handmade_world()
+    cat = Catalog.from_frames(items, topics)
+    planner = Planner(cat, ItemFolderGraph.from_frames(folder_items, cat),
+                      PrerequisiteGraph.from_frame(prereq, topics["topic_id"]), PlannerConfig(recency_half_life_days=7.0))
+    hist = pd.DataFrame({"content_id": ["calc-000", "alg-000"],
+                         "timestamp": ["2026-01-15T00:00:00Z", "2026-01-08T00:00:00Z"]})
+    interests = planner._request("u1", hist, ["en"], now).interests
+    assert interests["calc"] == pytest.approx(1.0) and interests["alg"] == pytest.approx(0.5)
