@@ -47,19 +47,27 @@ class BodySizeLimit:
                     await _send_json(send, 413, too_large)
                     return
         seen = 0
-        started = False
+        started = exceeded = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    exceeded = True
                     raise _BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if exceeded:
+                # the app caught the cut-off itself (FastAPI's body parser answers 400 "error parsing
+                # the body"): answer what happened instead, and drop the app's response
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await _send_json(send, 413, too_large)
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
@@ -77,12 +85,13 @@ def route_template(scope: Scope) -> str:
     The router stores the innermost route in the scope; its path lacks the prefix of an
     included router, which is recovered as what precedes the rendered route path."""
     route = scope.get("route")
-    tmpl = getattr(route, "path", None)
+    # path_format drops convertors: {user_id:path} is labelled {user_id}, as OpenAPI shows it
+    tmpl = getattr(route, "path_format", None) or getattr(route, "path", None)
     if not tmpl:
         return "unmatched"
     rendered = tmpl
     for name, value in (scope.get("path_params") or {}).items():
-        rendered = rendered.replace("{" + name + "}", str(value)).replace("{" + name + ":path}", str(value))
+        rendered = rendered.replace("{" + name + "}", str(value))
     path = scope.get("path", "")
     return path[: len(path) - len(rendered)] + tmpl if path.endswith(rendered) else tmpl
 

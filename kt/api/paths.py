@@ -14,9 +14,11 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from typing import NoReturn
 
 import pandas as pd
 from fastapi import HTTPException
+from fastapi.exceptions import RequestValidationError
 
 from kt.api.model_service import Served
 from kt.api.path_cache import PathEntry, PathKey
@@ -61,6 +63,12 @@ class PathRequest:
     catalog_version: int
 
 
+def _invalid_query(name: str, msg: str) -> NoReturn:
+    """A 422 in the shape of every request validation error: ``{"error": "invalid request", "details":
+    [{"loc": ["query", name], "msg": ...}]}``."""
+    raise RequestValidationError([{"loc": ("query", name), "msg": msg, "type": "value_error"}])
+
+
 def path_request(services: Services, user_id: str, bundles: int = 3, size: int = 5, lang: list[str] | None = None,
                  goal: list[str] | None = None) -> PathRequest:
     """Validate (404 unknown user, 422 bad language or goal) and read the stamps: store reads only."""
@@ -69,15 +77,15 @@ def path_request(services: Services, user_id: str, bundles: int = 3, size: int =
     require_known(services, user_id, n_all)
     planner_config = services.world.planner.config
     if not planner_config.min_bundle <= size <= planner_config.max_bundle:
-        raise HTTPException(status_code=422, detail=f"size: items per bundle must be {planner_config.min_bundle}.."
-                                                    f"{planner_config.max_bundle} (the planner's bundle limits), got {size}")
+        _invalid_query("size", f"items per bundle must be {planner_config.min_bundle}..{planner_config.max_bundle} "
+                               f"(the planner's bundle limits), got {size}")
     bad = [x for x in (lang or []) if not LANGUAGE.fullmatch(x)]
     if bad:
-        raise HTTPException(status_code=422, detail=f"lang: not ISO 639-1 code(s): {', '.join(map(repr, bad))}")
+        _invalid_query("lang", f"not ISO 639-1 code(s): {', '.join(map(repr, bad))}")
     if goal:
         unknown = sorted(set(goal) - services.world.known_topics())
         if unknown:
-            raise HTTPException(status_code=422, detail=f"goal: unknown topic id(s): {', '.join(map(repr, unknown))}")
+            _invalid_query("goal", f"unknown topic id(s): {', '.join(map(repr, unknown))}")
     # the languages planned with are in the key, also when they come from the users table
     languages = lang or services.user_languages(user_id)
     key: PathKey = (user_id, bundles, size, tuple(languages or ()), tuple(goal or ()))

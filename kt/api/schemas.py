@@ -5,14 +5,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import pandas as pd
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
-from kt.data.schema import ID_FORBIDDEN_CHARS, KINDS, MAX_ID_LENGTH
+from kt.data.schema import FUTURE_TOLERANCE, ID_FORBIDDEN_CHARS, KINDS, MAX_ID_LENGTH, MIN_TIMESTAMP
 
 # ids follow the data contract's id rule; texts: no NUL (PostgreSQL text cannot hold it)
 ID_PATTERN = f"^[^{ID_FORBIDDEN_CHARS}]+$"
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
 Text = Annotated[str, Field(min_length=1, max_length=4000, pattern=r"^[^\x00]+$")]
+
+
+def _plausible_time(value: datetime) -> datetime:
+    """The contract's timestamp range, as for files: naive means UTC; not before 1990, not in the future."""
+    ts = pd.Timestamp(value)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    if ts < MIN_TIMESTAMP or ts > pd.Timestamp.now(tz="UTC") + FUTURE_TOLERANCE:
+        raise ValueError(f"impossible timestamp {value.isoformat()} (before {MIN_TIMESTAMP.date()} or in the future)")
+    return ts.to_pydatetime()
+
+
+Time = Annotated[datetime, AfterValidator(_plausible_time)]
 
 EVENT_FIELDS_DOC = (
     "Each event is an object with the data contract's event fields: event_id (str, unique), user_id (str), "
@@ -29,9 +42,12 @@ EXAMPLE_EVENT = {
 
 
 class EventBatch(BaseModel):
-    # items are plain objects on purpose: one bad event must not reject the whole batch, so
-    # per-field checks happen per item (kt.data.io.validate_events), not in this model
-    events: list[dict[str, Any]] = Field(description=EVENT_FIELDS_DOC, json_schema_extra={"example": [EXAMPLE_EVENT]})
+    model_config = ConfigDict(extra="forbid")
+
+    # items are untyped on purpose: one bad event (even one that is not an object) must not reject
+    # the whole batch, so checks happen per item (kt.data.io.validate_events), not in this model
+    events: list[Annotated[Any, WithJsonSchema({"type": "object"})]] = Field(
+        description=EVENT_FIELDS_DOC, json_schema_extra={"example": [EXAMPLE_EVENT]})
 
 
 class ItemError(BaseModel):
@@ -58,10 +74,12 @@ class ItemIn(BaseModel):
     topics: list[Id] = Field(min_length=1, max_length=16, description="Topic ids, first = primary.")
     difficulty: float = Field(ge=0.0, le=1.0)
     kind: Literal[KINDS] = "article"  # type: ignore[valid-type]
-    created_at: datetime | None = Field(default=None, description="Defaults to now.")
+    created_at: Time | None = Field(default=None, description="Defaults to now (for an update: the stored value).")
 
 
 class ItemBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     items: list[ItemIn]
 
 
@@ -71,11 +89,14 @@ class FolderIn(BaseModel):
     folder_id: Id
     user_id: Id
     name: Text
-    created_at: datetime | None = None
-    items: list[Id] = Field(default=[], max_length=10_000, description="content_ids filed into the folder.")
+    created_at: Time | None = Field(default=None, description="Defaults to now (for an update: the stored value).")
+    items: list[Id] = Field(default=[], max_length=10_000,
+                            description="content_ids to file into the folder (added; items filed before stay).")
 
 
 class FolderBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     folders: list[FolderIn]
 
 
@@ -98,7 +119,8 @@ class TopicMastery(BaseModel):
 class MasteryResponse(BaseModel):
     user_id: str
     model_version: int
-    n_events: int
+    n_events: int = Field(description="The user's stored events with an outcome (the interactions the KT model has "
+                                      "seen); events the outcome rule finds ambiguous are stored but not counted.")
     topics: list[TopicMastery]
 
 

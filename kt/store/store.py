@@ -371,33 +371,45 @@ class EventStore:
         """Insert or update rows of a catalog table by primary key; returns the row count.
         ``changes``: (kind, content_id, folder_id) entries appended to ``catalog_changes`` in
         the same transaction (see :meth:`catalog_changes_since`)."""
-        tbl = CATALOG_TABLES[table] if isinstance(table, str) else table
-        names = [c.name for c in tbl.columns]
-        pk = [c.name for c in tbl.primary_key.columns]
-        if isinstance(rows, pd.DataFrame):
-            records = _table_records(tbl, rows)
-        else:
-            records = [self._catalog_record(tbl, r, names) for r in rows]
-        if not records:
-            return 0
-        ins = _INSERTS[self.dialect](tbl)
-        set_cols = {n: ins.excluded[n] for n in names if n not in pk}  # not `update`: that is sqlalchemy's
-        stmt = ins.on_conflict_do_update(index_elements=pk, set_=set_cols) if set_cols else ins.on_conflict_do_nothing(
-            index_elements=pk
-        )
+        return self.upsert_tables([(table, rows)], changes)[0]
+
+    def upsert_tables(self, parts: Sequence[tuple[str | Table, Sequence[Mapping[str, Any]] | pd.DataFrame]],
+                      changes: Sequence[tuple[str, str, str | None]] = ()) -> list[int]:
+        """:meth:`upsert` for several tables (e.g. folders and their links) in one transaction, so
+        a failure leaves none of them written; returns the row count per table."""
+        statements, counts = [], []
+        for table, rows in parts:
+            tbl = CATALOG_TABLES[table] if isinstance(table, str) else table
+            names = [c.name for c in tbl.columns]
+            pk = [c.name for c in tbl.primary_key.columns]
+            if isinstance(rows, pd.DataFrame):
+                records = _table_records(tbl, rows)
+            else:
+                records = [self._catalog_record(tbl, r, names) for r in rows]
+            counts.append(len(records))
+            if not records:
+                continue
+            ins = _INSERTS[self.dialect](tbl)
+            set_cols = {n: ins.excluded[n] for n in names if n not in pk}  # not `update`: that is sqlalchemy's
+            stmt = (ins.on_conflict_do_update(index_elements=pk, set_=set_cols) if set_cols
+                    else ins.on_conflict_do_nothing(index_elements=pk))
+            statements.append((stmt, _dedup_last(records, pk)))
         now = time.time()
         log = [{"kind": k, "content_id": c, "folder_id": f, "changed_at": now} for k, c, f in changes]
+        if not statements and not log:
+            return counts
         with self.engine.begin() as conn:
             if log and self.dialect == "postgresql":
                 # catalog writers take turns, so change numbers become visible in order: with two
                 # writers at once, seq 6 could commit before seq 5, and a reader that moved past
                 # 6 would never replay 5 (SQLite already admits one writer at a time)
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CATALOG_WRITE_LOCK})
-            for chunk in _chunks(_dedup_last(records, pk), 5000):
-                conn.execute(stmt, chunk)
+            for stmt, records in statements:
+                for chunk in _chunks(records, 5000):
+                    conn.execute(stmt, chunk)
             for chunk in _chunks(log, 5000):
                 conn.execute(catalog_changes.insert(), list(chunk))
-        return len(records)
+        return counts
 
     def catalog_seq(self) -> int:
         """The latest catalog change number (0 before any)."""

@@ -65,6 +65,15 @@ def test_batch_length_and_body_size_limits(client):
     r = client.post("/v1/events", content=b'{"events": [' + b" " * (1 << 20) + b"]}",
                     headers={"Content-Type": "application/json"})
     assert r.status_code == 413 and "error" in r.json()
+
+    def streamed():  # chunked: no Content-Length to refuse up front, cut off while reading
+        yield b'{"events": ['
+        for _ in range(20):
+            yield b" " * (1 << 16)
+        yield b"]}"
+
+    r = client.post("/v1/events", content=streamed(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and "larger than" in r.json()["error"]
     assert client.app.state.services.store.user_event_count("api-user") == 0
 
 
@@ -174,3 +183,23 @@ def test_ids_follow_the_store_rule_on_every_backend(client):
     assert [errors[i]["field"] for i in (0, 1, 2)] == ["event_id", "user_id", "folder_id"]
     assert all("128" in errors[i]["reason"] for i in (0, 1, 2))
     assert client.app.state.services.store.existing_ids("events", ["x" * 128]) == {"x" * 128}
+
+
+def test_an_element_that_is_not_an_object_is_rejected_alone(client):
+    items = _items(client)
+    r = client.post("/v1/events", json={"events": [_event(50, items[0]), 5, None, [1], "x"]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["accepted"] == 1 and [e["index"] for e in body["errors"]] == [1, 2, 3, 4]
+    assert all("not an event object" in e["reason"] for e in body["errors"])
+
+
+def test_a_user_id_with_a_slash_is_readable_once_acknowledged(client):
+    items = _items(client)
+    user = "team/alice"
+    assert client.post("/v1/events", json={"events": [_event(60, items[0], user=user, event_id="slash-1")]}).json()["accepted"] == 1
+    for path in ("/v1/users/team%2Falice/mastery", "/v1/users/team/alice/mastery"):
+        r = client.get(path)
+        assert r.status_code == 200, (path, r.text)
+        assert r.json()["user_id"] == user and r.json()["n_events"] == 1
+    assert client.get("/v1/users/team%2Falice/path").status_code == 200

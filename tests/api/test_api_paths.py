@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 
 def _active_user(client) -> str:
     events = client.app.state.services.store.events_frame()
@@ -32,8 +34,11 @@ def test_goal_topics_and_unknown_goal(client):
     r = client.get(f"/v1/users/{user}/path", params={"goal": topic, "bundles": 3})
     assert r.status_code == 200 and r.json()["goal_topics"] == [topic]
     r = client.get(f"/v1/users/{user}/path", params={"goal": ["no-such-topic"]})
-    assert r.status_code == 422 and "no-such-topic" in r.json()["error"]
-    assert client.get(f"/v1/users/{user}/path", params={"lang": "english"}).status_code == 422
+    # the shape of every request validation error: the query parameter and why
+    assert r.status_code == 422 and r.json()["error"] == "invalid request"
+    assert r.json()["details"][0]["loc"] == ["query", "goal"] and "no-such-topic" in r.json()["details"][0]["msg"]
+    r = client.get(f"/v1/users/{user}/path", params={"lang": "english"})
+    assert r.status_code == 422 and r.json()["details"][0]["loc"] == ["query", "lang"]
     assert client.get("/v1/users/never-seen/path").status_code == 404
 
 
@@ -42,7 +47,8 @@ def test_bundle_size_outside_the_planners_limits_is_refused(client):
     user = _active_user(client)
     for size in (2, 11):
         r = client.get(f"/v1/users/{user}/path", params={"size": size})
-        assert r.status_code == 422 and "size" in r.json()["error"] and "3..10" in r.json()["error"]
+        detail = r.json()["details"][0]
+        assert r.status_code == 422 and detail["loc"] == ["query", "size"] and "3..10" in detail["msg"]
     r = client.get(f"/v1/users/{user}/path", params={"size": 10, "bundles": 1})
     assert r.status_code == 200 and len(r.json()["bundles"][0]["items"]) <= 10
 
@@ -91,3 +97,47 @@ def test_empty_catalog_batches_are_fine(client):
             r = client.request(method, path, json={key: []})
             assert r.status_code == 200 and r.json()["upserted"] == 0
     assert client.post("/v1/events", json={"events": []}).json()["accepted"] == 0
+
+
+def test_re_putting_a_folder_keeps_its_created_at_and_its_links_added_at(client):
+    store = client.app.state.services.store
+    items = store.read_table("items")["content_id"].tolist()[:3]
+    first = {"folder_id": "kept-folder", "user_id": "u00000", "name": "List", "created_at": "2026-01-05T00:00:00Z",
+             "items": items[:2]}
+    assert client.put("/v1/folders", json={"folders": [first]}).status_code == 200
+    links = store.read_table("folder_items")
+    links = links[links["folder_id"] == "kept-folder"].set_index("content_id")
+    added = {c: links.loc[c, "added_at"] for c in items[:2]}
+    again = {"folder_id": "kept-folder", "user_id": "u00000", "name": "Renamed", "items": [items[2]]}
+    assert client.put("/v1/folders", json={"folders": [again]}).json() == {"upserted": 1, "new": 0, "errors": []}
+    row = store.get_rows("folders", ["kept-folder"])[0]
+    assert row["name"] == "Renamed" and pd.Timestamp(row["created_at"]).date().isoformat() == "2026-01-05"
+    links = store.read_table("folder_items")
+    links = links[links["folder_id"] == "kept-folder"].set_index("content_id")
+    assert set(links.index) == set(items)  # filing adds; what was filed stays
+    assert all(links.loc[c, "added_at"] == added[c] for c in items[:2])
+
+
+def test_catalog_timestamps_follow_the_contract(client):
+    topic = client.app.state.services.store.read_table("topics")["topic_id"].iloc[0]
+    item = {"content_id": "old-item", "title": "t", "url": "https://x/o", "language": "en", "topics": [topic],
+            "difficulty": 0.5}
+    for when in ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"):
+        r = client.put("/v1/items", json={"items": [{**item, "created_at": when}]})
+        assert r.status_code == 422 and r.json()["details"][0]["loc"][-1] == "created_at"
+        r = client.put("/v1/folders", json={"folders": [{"folder_id": "old", "user_id": "u", "name": "n", "created_at": when}]})
+        assert r.status_code == 422 and r.json()["details"][0]["loc"][-1] == "created_at"
+    assert client.app.state.services.store.get_rows("items", ["old-item"]) == []
+    # a naive time is UTC, as in files
+    r = client.put("/v1/items", json={"items": [{**item, "created_at": "2026-01-05T10:00:00"}]})
+    assert r.status_code == 200
+    stored = pd.Timestamp(client.app.state.services.store.get_rows("items", ["old-item"])[0]["created_at"])
+    assert (stored.tz_localize("UTC") if stored.tzinfo is None else stored) == pd.Timestamp("2026-01-05T10:00:00Z")
+
+
+def test_unknown_top_level_keys_are_refused(client):
+    # e.g. a "dry_run" the API does not have must not be ignored while the events are stored
+    r = client.post("/v1/events", json={"events": [], "dry_run": True})
+    assert r.status_code == 422 and ["body", "dry_run"] in [d["loc"] for d in r.json()["details"]]
+    for path, key in (("/v1/items", "items"), ("/v1/folders", "folders")):
+        assert client.put(path, json={key: [], "upsert": False}).status_code == 422

@@ -87,8 +87,12 @@ def upsert_folders(batch: FolderBatch, services: Services = Depends(get_services
     if not batch.folders:
         return UpsertResponse(upserted=0, new=0)
     now = datetime.now(UTC)
+    stored = {r["folder_id"]: r for r in services.store.get_rows("folders", list(dict.fromkeys(f.folder_id for f in batch.folders)))}
     folders = pd.DataFrame(
-        [{**f.model_dump(exclude={"items", "created_at"}), "created_at": f.created_at or now} for f in batch.folders]
+        # as for items, an update that leaves created_at out keeps the stored one
+        [{**f.model_dump(exclude={"items", "created_at"}),
+          "created_at": f.created_at or (stored[f.folder_id]["created_at"] if f.folder_id in stored else now)}
+         for f in batch.folders]
     ).drop_duplicates("folder_id", keep="last")
     links = pd.DataFrame(
         [{"folder_id": f.folder_id, "content_id": c, "added_at": now} for f in batch.folders for c in f.items],
@@ -102,17 +106,18 @@ def upsert_folders(batch: FolderBatch, services: Services = Depends(get_services
     if errors:
         raise HTTPException(status_code=422, detail={"message": "folders reference unknown items",
                                                      "errors": [e.model_dump() for e in errors]})
-    existing = services.store.existing_ids("folders", folders["folder_id"])
-    services.store.upsert("folders", folders)
+    new_links = links
     if len(links):
+        # links already filed keep their added_at; a PUT adds items to a folder, it never unfiles
         already = services.store.existing_keys("folder_items", zip(links["folder_id"], links["content_id"], strict=True))
         new_links = links[~links.set_index(["folder_id", "content_id"]).index.isin(already)]
-        services.store.upsert("folder_items", links, changes=[
-            ("folder_item", c, f) for f, c in zip(new_links["folder_id"], new_links["content_id"], strict=True)])
-        if len(new_links):
-            services.sync_catalog()
-            services.prune_catalog_log()
-    return UpsertResponse(upserted=len(folders), new=int((~folders["folder_id"].isin(existing)).sum()))
+    # folders, their new links and the change log in one transaction: all or nothing
+    services.store.upsert_tables([("folders", folders), ("folder_items", new_links)], changes=[
+        ("folder_item", c, f) for f, c in zip(new_links["folder_id"], new_links["content_id"], strict=True)])
+    if len(new_links):
+        services.sync_catalog()
+        services.prune_catalog_log()
+    return UpsertResponse(upserted=len(folders), new=int((~folders["folder_id"].isin(stored)).sum()))
 
 
 for method in ("PUT", "POST"):
@@ -120,5 +125,5 @@ for method in ("PUT", "POST"):
                          summary="Add or update catalog items (new items are recommendable at once).",
                          operation_id=f"upsert_items_{method.lower()}")
     router.add_api_route("/folders", upsert_folders, methods=[method], response_model=UpsertResponse,
-                         summary="Add or update folders and the items filed in them.",
+                         summary="Add or update folders and file items in them (items already filed stay).",
                          operation_id=f"upsert_folders_{method.lower()}")

@@ -33,6 +33,8 @@ ID_FIELDS = frozenset({"event_id", "user_id", "content_id", "folder_id"})
 # checked before the contract validation, so one 100 kB "id" never sizes the whole batch's arrays
 MAX_INT_ID = 10**MAX_ID_LENGTH  # an integer id with more digits than the id rule allows
 CONTROL = re.compile(ID_FORBIDDEN)
+JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+              type(None): "null"}
 log = logging.getLogger("kt.api")
 
 
@@ -79,11 +81,13 @@ def _event_id(ev: dict) -> str:
     return str(ev.get("event_id"))
 
 
-def _unfit_field(ev: dict) -> tuple[str, str] | None:
+def _unfit_field(ev: object) -> tuple[str, str] | None:
     """(field, reason) for the first field no store could take: an unknown name (a misspelt field
     would silently lose its value, e.g. quizCorrect, and change the outcome), text with NUL
     (PostgreSQL text cannot hold it) or a lone surrogate (not encodable as UTF-8), or an id that
     is too long or holds control characters."""
+    if not isinstance(ev, dict):
+        return "-", f"not an event object (got {JSON_TYPES.get(type(ev), type(ev).__name__)})"
     for field, value in ev.items():
         if field not in EVENT_FIELDS:
             return _printable(field), f"unknown field; the fields are {', '.join(EVENTS.column_names)}"

@@ -5,6 +5,9 @@ the tracker, caught up with the event log first (:class:`kt.api.learner.ServedLe
 path is looked up in the path cache first (:func:`kt.api.paths.cached_path`); a path a few events
 behind is served stale and re-planned in the background (:mod:`kt.api.refresh`); anything else
 is planned for the request in a planning turn (:func:`kt.api.paths.plan_path`).
+
+A user id may contain "/" (``{user_id:path}``): ingest accepts any id the contract allows, so
+every acknowledged user must be readable here, raw or percent-encoded.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-@router.get("/users/{user_id}/mastery", response_model=MasteryResponse,
+@router.get("/users/{user_id:path}/mastery", response_model=MasteryResponse,
             summary="Per-topic mastery, confidence and stage (new, learning, needs_review, mastered).",
             responses={404: {"description": "Unknown user."}, 503: {"description": "No model loaded yet."}})
 async def user_mastery(user_id: UserId, services: Services = Depends(get_services),
@@ -68,7 +71,7 @@ def _user_mastery(user_id: str, services: Services, served: Served) -> MasteryRe
     return MasteryResponse(user_id=user_id, model_version=served.version, n_events=n, topics=topics)
 
 
-@router.get("/users/{user_id}/path", response_model=PathResponse,
+@router.get("/users/{user_id:path}/path", response_model=PathResponse,
             summary="A learning path: ordered bundles of items, each with the reason it was chosen.",
             responses={
                 200: {"headers": {
