@@ -50,6 +50,21 @@ class DemoConfig:
     fresh: bool = True  # regenerate the world and the store
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """Checked before anything runs: a bad name must not cost the world it would replace."""
+        from kt.models import available_models
+        from kt.sim.config import PRESETS
+
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown simulator preset {self.preset!r}; known: {', '.join(PRESETS)}")
+        unknown = [m for m in self.models if m not in available_models()]
+        if unknown or not self.models:
+            raise ValueError(f"unknown model(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+                             f"known: {', '.join(available_models())}")
+        for name in ("max_epochs", "patience", "eval_users", "eval_steps"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
+
 
 class Steps:
     """Prints numbered step headers with their wall time."""

@@ -36,3 +36,21 @@ def test_unexpected_errors_are_one_line_unless_debugging(monkeypatch, capsys):
     monkeypatch.setenv("KT_DEBUG", "1")
     with pytest.raises(Exception, match="127.0.0.1"):
         main(["store", "counts", "--db-url", unreachable])
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--preset", "bogus"], "unknown simulator preset 'bogus'"),
+    (["--models", "dkt,foo"], "unknown model(s) 'foo'"),
+    (["--epochs", "0"], "max_epochs must be an int >= 1"),
+])
+def test_demo_checks_its_options_before_replacing_the_world(monkeypatch, tmp_path, capsys, args, words):
+    monkeypatch.setenv("KT_HOME", str(tmp_path))
+    from kt.config import Settings
+
+    world = Settings.from_env().world_dir
+    world.mkdir(parents=True)
+    (world / "world.json").write_text("{}")
+    assert main(["demo", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and "\n" not in err and "Traceback" not in err
+    assert (world / "world.json").exists()  # the demo used to delete it before finding the bad option

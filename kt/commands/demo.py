@@ -20,12 +20,16 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from kt.cli import CLIError
     from kt.config import Settings
     from kt.demo import DemoConfig, run_demo
 
-    config = DemoConfig(
-        preset=args.preset, seed=args.seed, models=tuple(m for m in args.models.split(",") if m),
-        max_epochs=args.epochs, eval_users=args.eval_users, eval_steps=args.eval_steps,
-    )
+    try:
+        config = DemoConfig(
+            preset=args.preset, seed=args.seed, models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
+            max_epochs=args.epochs, eval_users=args.eval_users, eval_steps=args.eval_steps,
+        )
+    except ValueError as exc:  # before anything is simulated or deleted
+        raise CLIError(str(exc)) from None
     run_demo(Settings.from_env(), config)
     return 0
