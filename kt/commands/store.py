@@ -8,7 +8,8 @@ import argparse
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("store", help="event/catalog store: load a world, show counts")
     sub = p.add_subparsers(dest="store_command", metavar="ACTION")
-    load = sub.add_parser("load", help="validate a world directory and load it into the store (idempotent)")
+    load = sub.add_parser("load", help="validate a world directory and load it into the store (idempotent); "
+                                       "exit 1 when rows were rejected (the clean ones are loaded)")
     load.add_argument("world", help="world directory (data contract tables)")
     load.add_argument("--db-url", default=None, help="store URL (default: Settings.db_url)")
     load.set_defaults(func=run_load)
@@ -19,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_load(args: argparse.Namespace) -> int:
+    import sys
     from pathlib import Path
 
     from kt.cli import CLIError
@@ -39,6 +41,11 @@ def run_load(args: argparse.Namespace) -> int:
     for line in report.summary_lines:
         print(f"  {line}")
     print(f"kt store: {report.events_inserted} new events, {report.events_duplicate} already stored -> {settings.db_url}")
+    if report.rejected:
+        # the clean rows are loaded; exit 1 (as `kt data validate` does) so a pipeline notices the rest
+        print(f"kt store: {report.rejected} rows rejected and kept aside (the paths above); fix them and load "
+              "again (loading is idempotent)", file=sys.stderr)
+        return 1
     return 0
 
 
