@@ -484,6 +484,14 @@ def find_planner_results(settings: Settings) -> list[Path]:
     return out
 
 
+def _evaluation_doc(doc: Any) -> Any:
+    """The evaluation part of a results file: ``bench/bench_planner.py`` nests it under
+    ``"evaluation"``, beside ``"machine"`` and ``"latency"``; ``kt demo`` writes it at the top."""
+    if isinstance(doc, dict) and isinstance(doc.get("evaluation"), dict):
+        return doc["evaluation"]
+    return doc
+
+
 def _result_rows(doc: Any) -> list[dict]:
     """Policy rows from the accepted layouts: a list of rows, ``{"results"|"policies": [...]}``,
     or ``{policy_name: {metrics}}``."""
@@ -509,7 +517,7 @@ def policy_comparison(path: str | Path) -> pd.DataFrame:
         doc = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: not a readable JSON file ({exc})") from None
-    rows = _result_rows(doc)
+    rows = _result_rows(_evaluation_doc(doc))
     if not rows or any("policy" not in r for r in rows):
         raise ValueError(f"{path}: no policy results (expected rows with 'policy' and {', '.join(POLICY_METRICS)})")
     df = pd.DataFrame(rows)
@@ -560,12 +568,19 @@ def mean_mastery_by_topic(path: str | Path) -> dict[str, float]:
     return df.groupby("topic_id")["mastery"].mean().astype(float).to_dict()
 
 
+def planner_ratios(facts: dict[str, Any]) -> dict[str, float]:
+    """Planner policy -> its E_p over the best baseline's, from :func:`evaluation_summary`'s facts."""
+    prefix = "planner_over_best_baseline."
+    return {k[len(prefix):]: float(v) for k, v in facts.items() if k.startswith(prefix) and isinstance(v, int | float)}
+
+
 def evaluation_summary(path: str | Path) -> dict[str, Any]:
     """The scalar facts beside the policy rows of an evaluation file (e.g. ``best_baseline_e_p``,
-    ``ours_over_best_baseline``, ``world``, ``learned_prerequisites.precision``), flattened."""
+    ``planner_over_best_baseline.<planner policy>``, ``world``, ``learned_prerequisites.precision``),
+    flattened."""
     from kt.train.tracking import flatten
 
-    doc = json.loads(Path(path).read_text())
+    doc = _evaluation_doc(json.loads(Path(path).read_text()))
     if not isinstance(doc, dict):
         return {}
     flat = flatten({k: v for k, v in doc.items() if k not in ("results", "policies", "table")})

@@ -29,8 +29,11 @@ c = st.columns(4)
 c[0].metric("Best policy (E_p)", str(best["policy"]), f"{best['e_p']:.3f}")
 c[1].metric("Policies", len(df))
 facts = services.evaluation_summary(str(path), path.stat().st_mtime)
-if "ours_over_best_baseline" in facts:
-    c[2].metric("Planner / best baseline (E_p)", f"{facts['ours_over_best_baseline']:.2f}x")
+ratios = insights.planner_ratios(facts)
+if ratios:  # the first planner row: the default planner (bench files hold variants after it)
+    name, ratio = next(iter(ratios.items()))
+    c[2].metric(f"{name} / best baseline (E_p)", f"{ratio:.2f}x",
+                help="; ".join(f"{k}: {v:.2f}x" for k, v in ratios.items()))
 if "learned_prerequisites.precision" in facts:
     c[3].metric("Learned prerequisites: precision / recall",
                 f"{facts['learned_prerequisites.precision']:.2f} / {facts.get('learned_prerequisites.recall', float('nan')):.2f}")

@@ -72,8 +72,8 @@ def build_home(home: Path) -> dict:
     results = evaluate(policies, env, setup, planner, world.items, OracleLearner, cfg)
     base = best_baseline(results)
     ours = next(r.e_p for r in results if r.policy == "planner")
-    doc = {"results": [r.to_dict() for r in results], "best_baseline_e_p": base,
-           "ours_over_best_baseline": ours / base if base else float("nan")}  # the layout of bench/bench_planner.py
+    doc = {"results": [r.to_dict() for r in results], "best_baseline_e_p": base,  # the layout of kt.planner.compare
+           "planner_over_best_baseline": {"planner": ours / base if base else float("nan")}}
     (settings.data_dir / "planner_eval.json").write_text(json.dumps(doc))
     return {"n_users": summary.n_users, "n_items": summary.n_items, "n_events": summary.n_events,
             "n_topics": summary.n_topics, "version": version, "policies": [r.policy for r in results],

@@ -114,7 +114,7 @@ def test_planner_evaluation_page(app_env):
     _ok(at, "Planner evaluation")
     m = {x.label: x.value for x in at.metric}
     assert m["Policies"] == str(len(facts["policies"]))
-    assert m["Planner / best baseline (E_p)"].endswith("x")
+    assert m["planner / best baseline (E_p)"].endswith("x")
     assert sorted(at.dataframe[0].value["policy"]) == sorted(facts["policies"])
     assert _kinds(at._tree).count("vega_lite_chart") == 4  # E_p, success rate, coverage, diversity
 

@@ -144,6 +144,22 @@ def test_policy_comparison_layouts(tmp_path, kt_home):
     (tmp_path / "planner.json").write_text(json.dumps({"nothing": 1}))
     with pytest.raises(ValueError, match="planner.json: no policy results"):
         insights.policy_comparison(tmp_path / "planner.json")
+    assert insights.planner_ratios(facts) == {"planner": pytest.approx(
+        df.loc[df["policy"] == "planner", "e_p"].iloc[0] / facts["best_baseline_e_p"])}
+
+
+def test_the_benchmarks_own_results_file_reads(tmp_path):
+    """bench/bench_planner.py nests the evaluation beside the machine and the latency table."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "results" / "planner.json"
+    doc = json.loads(path.read_text())
+    df = insights.policy_comparison(path)
+    assert len(df) == len(doc["evaluation"]["results"]) and "popularity" in set(df["policy"])
+    facts = insights.evaluation_summary(path)
+    ratios = insights.planner_ratios(facts)
+    assert ratios == pytest.approx(doc["evaluation"]["planner_over_best_baseline"]) and "planner (DKT)" in ratios
+    assert facts["learned_prerequisites.precision"] == doc["evaluation"]["learned_prerequisites"]["precision"]
 
 
 def test_prerequisite_dot_draws_every_edge(world):
