@@ -438,7 +438,8 @@ def compare_runs(runs: pd.DataFrame, run_ids: Sequence[str]) -> pd.DataFrame:
     table = table.where(table.notna(), None).map(lambda v: v if v is None else str(v))
     table.columns = [f"{n} ({r[:8]})" for r, n in zip(sel.index, sel["run_name"].fillna(""), strict=True)]
     table = table.dropna(how="all")
-    differs = table.astype(str).nunique(axis=1) > 1
+    # a value one run has and the other lacks (a model's own parameter) is a difference too
+    differs = table.fillna("\x00missing").nunique(axis=1) > 1
     return pd.concat([table[differs], table[~differs]]).assign(differs=lambda d: d.index.isin(table.index[differs]))
 
 

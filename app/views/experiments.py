@@ -39,7 +39,8 @@ st.subheader("Learning curves")
 run_id = st.selectbox("Run", list(label), format_func=label.get, key="curve_run")
 hist = services.history(s.mlflow_tracking_uri, run_id)
 if hist.empty:
-    st.info("This run logged no per-epoch metrics.")
+    st.info("No learning curve for this run: a curve needs a metric logged at two epochs or more "
+            "(a one-epoch run has single values; they are in the comparison below).")
 else:
     keys = sorted(hist["key"].unique())
     default = [k for k in ("valid_auc", "train_loss") if k in keys] or keys[:1]

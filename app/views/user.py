@@ -38,25 +38,27 @@ langs = ", ".join(world.user_languages(user_id)) or "?"
 st.subheader(f"Highlights of {user_id}")
 st.caption(f"{len(timeline):,} events; languages: {langs}")
 if timeline.empty:
-    st.info("This user has no events yet.")
-    st.stop()
-outcome = timeline["outcome"].map({1.0: "understood", 0.0: "not understood"}).fillna("ambiguous")
-daily = (timeline.assign(day=timeline["timestamp"].dt.floor("D"), outcome=outcome)
-         .groupby(["day", "outcome"]).size().rename("events").reset_index())
-st.altair_chart(
-    alt.Chart(daily).mark_bar().encode(x=alt.X("yearmonthdate(day):O", title="day"), y="events:Q",
-                                       color=alt.Color("outcome:N", scale=alt.Scale(
-                                           domain=["understood", "not understood", "ambiguous"],
-                                           range=["#2e7d32", "#c62828", "#9e9e9e"])),
-                                       tooltip=["day:T", "outcome", "events"]),
-    width="stretch",
-)
-shown = timeline.tail(MAX_EVENTS_SHOWN).iloc[::-1]
-st.dataframe(shown[["timestamp", "title", "topic", "kind", "language", "difficulty", "read_fraction",
-                    "dwell_seconds", "n_highlights", "quiz_correct", "outcome", "folder_id"]],
-             hide_index=True, height=260)
-if len(timeline) > MAX_EVENTS_SHOWN:
-    st.caption(f"latest {MAX_EVENTS_SHOWN} of {len(timeline):,} events shown")
+    # a new user still gets mastery (all topics new) and a starting path below: the case a PM most
+    # wants to see, and what `kt recommend` and the API answer for them
+    st.info("This user has no events yet: every topic is new, and the path below is where they would start.")
+else:
+    outcome = timeline["outcome"].map({1.0: "understood", 0.0: "not understood"}).fillna("ambiguous")
+    daily = (timeline.assign(day=timeline["timestamp"].dt.floor("D"), outcome=outcome)
+             .groupby(["day", "outcome"]).size().rename("events").reset_index())
+    st.altair_chart(
+        alt.Chart(daily).mark_bar().encode(x=alt.X("yearmonthdate(day):O", title="day"), y="events:Q",
+                                           color=alt.Color("outcome:N", scale=alt.Scale(
+                                               domain=["understood", "not understood", "ambiguous"],
+                                               range=["#2e7d32", "#c62828", "#9e9e9e"])),
+                                           tooltip=["day:T", "outcome", "events"]),
+        width="stretch",
+    )
+    shown = timeline.tail(MAX_EVENTS_SHOWN).iloc[::-1]
+    st.dataframe(shown[["timestamp", "title", "topic", "kind", "language", "difficulty", "read_fraction",
+                        "dwell_seconds", "n_highlights", "quiz_correct", "outcome", "folder_id"]],
+                 hide_index=True, height=260)
+    if len(timeline) > MAX_EVENTS_SHOWN:
+        st.caption(f"latest {MAX_EVENTS_SHOWN} of {len(timeline):,} events shown")
 
 # ------------------------------------------------------------------ mastery (needs the champion)
 try:

@@ -79,6 +79,25 @@ def test_user_page(app_env):
         assert at.dataframe[-1].value["in_bundle"].any()
 
 
+def test_a_user_without_events_still_gets_a_starting_path(app_env):
+    import pandas as pd
+
+    home, facts = app_env
+    ev = pd.read_parquet(home / "data" / "world" / "events")
+    users = pd.read_parquet(home / "data" / "world" / "users.parquet")
+    idle = sorted(set(users["user_id"].astype(str)) - set(ev["user_id"].astype(str)))
+    assert idle  # the tiny world has users who never highlighted
+    at = _page("user")
+    at.text_input(key="user_query").input(idle[0]).run()
+    at.selectbox(key="user_id").set_value(idle[0]).run()
+    _ok(at, "User")
+    assert "no events yet" in at.info[0].value
+    stages = {x.label: int(x.value) for x in at.metric}
+    assert stages["new"] == facts["n_topics"]  # every topic new
+    bundles = [e.label for e in at.expander]
+    assert bundles and all(b.startswith("Bundle ") for b in bundles)  # what kt recommend answers too
+
+
 def test_user_search_without_match(app_env):
     at = _page("user")
     at.text_input(key="user_query").input("no-such-user").run()

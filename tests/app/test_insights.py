@@ -118,6 +118,12 @@ def test_mlflow_views(kt_home):
     assert len(set(hist.loc[hist["key"] == "valid_auc", "step"])) == 2  # two epochs
     table = insights.compare_runs(runs, [champ.run_id])
     assert "metrics.test_auc" in table.index and "params.model" in table.index
+    # a parameter only one of two runs has (a model's own hyper-parameter) is a difference
+    two = pd.DataFrame({"run_id": ["r1", "r2"], "run_name": ["sakt", "dkt"], "params.model": ["sakt", "dkt"],
+                        "params.num_heads": ["4", None], "params.lr": ["0.001", "0.001"]})
+    table = insights.compare_runs(two, ["r1", "r2"])
+    assert table["differs"].to_dict() == {"params.model": True, "params.num_heads": True, "params.lr": False}
+    assert table.index[-1] == "params.lr"  # differences first
 
 
 def test_missing_store_is_reported_not_created(tmp_path):
