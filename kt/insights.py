@@ -4,10 +4,11 @@ Everything the Streamlit explorer (``app/explorer.py``) shows that is not drawin
 so the explorer stays a thin shell and the same numbers can be checked in tests or printed
 from a notebook:
 
-* :class:`WorldIndex`: a world directory opened for browsing at any scale. Table sizes come
-  from Parquet footers; users are searched and paged without handing all of them to a
-  widget; one user's events are a slice of a (user, time)-sorted copy built once, so a page
-  view never scans the event log.
+* :class:`WorldIndex`: a world directory opened for browsing. Its tables are read once
+  through the data contract (:func:`kt.data.io.load_world`, as every command reads them), so
+  rejected rows are left out here too; users are searched and paged without handing all of
+  them to a widget; one user's events are a slice of a (user, time)-sorted copy built once,
+  so a page view never scans the event log.
 * :func:`mastery_timeline`: a user's interactions replayed through the KT model's online
   state (``init_state`` / ``update`` / ``query``) with every shown topic's mastery read after
   each step; the same representative panels as :class:`kt.mastery.MasteryTracker`.
@@ -44,22 +45,8 @@ class MissingPiece(LookupError):
 
 
 # ----------------------------------------------------------------------------- world files
-def _table_path(world_dir: Path, name: str) -> Path | None:
-    for cand in (world_dir / name, world_dir / f"{name}.parquet"):
-        if cand.exists():
-            return cand
-    return None
-
-
 def _parquet_files(path: Path) -> list[Path]:
     return sorted(path.glob("*.parquet")) if path.is_dir() else [path]
-
-
-def parquet_rows(path: Path) -> int:
-    """Row count of a Parquet file or a directory of part files, from the footers only."""
-    import pyarrow.parquet as pq
-
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in _parquet_files(path))
 
 
 def read_parquet(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
@@ -105,28 +92,31 @@ class WorldIndex:
             return self._cache[key]
 
     # ------------------------------------------------------------------ tables
-    def counts(self) -> dict[str, int]:
-        """Rows per table (0 for an absent optional table), from Parquet footers."""
+    def validated(self):
+        """The world through the data contract, as every command reads it
+        (:func:`kt.data.io.load_world`, loaded once): rows it rejects (a repeated event_id, an event
+        on an unknown item, an impossible value) are not shown, so the explorer's numbers are the
+        CLI's and the API's. Nothing is written (no quarantine); :meth:`rejected` counts them."""
 
         def make():
-            out = {}
-            for name in TABLES:
-                p = _table_path(self.world_dir, name)
-                out[name] = parquet_rows(p) if p is not None else 0
-            return out
+            from kt.data.io import load_world
 
-        return self._memo("counts", make)
+            return load_world(self.world_dir)
+
+        return self._memo("validated", make)
+
+    def rejected(self) -> dict[str, int]:
+        """Table -> rows the data contract rejected (only tables with any)."""
+        return {name: r.n_rejected for name, r in self.validated().results.items() if r.n_rejected}
+
+    def counts(self) -> dict[str, int]:
+        """Valid rows per table (0 for an absent optional table)."""
+        world = self.validated()
+        return {name: len(getattr(world, name)) for name in TABLES}
 
     def table(self, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        key = f"table:{name}:{','.join(columns or [])}"
-
-        def make():
-            p = _table_path(self.world_dir, name)
-            if p is None:
-                return pd.DataFrame({c: pd.Series(dtype=object) for c in (columns or [])})
-            return read_parquet(p, columns)
-
-        return self._memo(key, make)
+        frame = getattr(self.validated(), name)
+        return frame if columns is None else frame[[c for c in columns if c in frame.columns]]
 
     @property
     def items(self) -> pd.DataFrame:
@@ -182,14 +172,12 @@ class WorldIndex:
         def make():
             import pyarrow as pa
             import pyarrow.compute as pc
-            import pyarrow.dataset as pads
 
-            path = _table_path(self.world_dir, "events")
-            if path is None:
+            events = self.validated().events
+            if events.empty:
                 empty = pa.table({c: pa.array([], pa.string()) for c in ("event_id", "user_id", "content_id")})
                 return empty, np.zeros(0, object), np.zeros(1, np.int64)
-            ds = pads.dataset([str(f) for f in _parquet_files(path)], format="parquet")
-            tbl = ds.to_table(columns=[c for c in self.EVENT_COLUMNS if c in ds.schema.names])
+            tbl = pa.Table.from_pandas(events[[c for c in self.EVENT_COLUMNS if c in events.columns]], preserve_index=False)
             order = pc.sort_indices(tbl, sort_keys=[("user_id", "ascending"), ("timestamp", "ascending")])
             tbl = tbl.take(order).combine_chunks()
             enc = pc.dictionary_encode(tbl.column("user_id").combine_chunks().cast(pa.string()))

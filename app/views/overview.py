@@ -19,6 +19,11 @@ cols = st.columns(6)
 for col, (label, key) in zip(cols, [("Users", "users"), ("Items", "items"), ("Folders", "folders"),
                                      ("Events", "events"), ("Topics", "topics"), ("Prerequisites", "prerequisites")], strict=True):
     col.metric(label, f"{counts[key]:,}")
+rejected = world.rejected()
+if rejected:  # what the data contract refused is not shown anywhere in the explorer, as in the CLI
+    st.warning("Rows the data contract rejected are left out: "
+               + ", ".join(f"{n:,} {t}" for t, n in rejected.items())
+               + f". `kt data validate {world.world_dir}` lists them with the reason.")
 meta = world.metadata()
 if meta.get("start"):
     st.caption(f"Simulated world `{world.world_dir}`: {meta['start'][:10]} to {meta.get('end', '?')[:10]}")

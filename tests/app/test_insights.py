@@ -173,3 +173,28 @@ def test_prerequisite_dot_draws_every_edge(world):
     for pre, topic in zip(world.prerequisites["prerequisite_id"], world.prerequisites["topic_id"], strict=True):
         assert f'"{pre}" -> "{topic}";' in dot
     assert dot.count("[label=") == len(world.topics) and "mean mastery 0.90" in dot
+
+
+def test_rows_the_contract_rejects_are_left_out_as_in_the_cli(kt_home, busiest, tmp_path):
+    """A repeated event_id and an event on an unknown item: the CLI and the API never see them,
+    so the explorer must not show or count them either."""
+    import shutil
+
+    from kt.data.io import load_world
+    from kt.data.outcome import events_to_interactions
+
+    src = Settings(home=kt_home[0]).world_dir
+    copy = tmp_path / "world"
+    shutil.copytree(src, copy)
+    ev = pd.read_parquet(copy / "events")
+    mine = ev[ev["user_id"] == busiest]
+    extra = pd.concat([mine.iloc[[0] * 3], mine.iloc[[1]].assign(event_id="ghost", content_id="c-none")])
+    extra.to_parquet(copy / "events" / "part-zz-extra.parquet", index=False)
+    index = insights.WorldIndex(copy)
+    assert index.rejected() == {"events": 4}
+    assert index.counts()["events"] == len(ev)
+    assert len(index.user_events(busiest)) == len(mine)
+    cli = load_world(copy)
+    want, _ = events_to_interactions(cli.events[cli.events["user_id"] == busiest], cli.items)
+    got = index.user_interactions(busiest)
+    assert got["event_id"].tolist() == want.sort_values(["timestamp", "event_id"])["event_id"].tolist()
