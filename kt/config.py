@@ -35,7 +35,8 @@ def _seed(text: str) -> int:
     return seed
 
 
-def _device(text: str) -> str:
+def device_name(text: str) -> str:
+    """``text`` when it is a device setting (auto, cpu, cuda, cuda:N, mps), else a ValueError."""
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
         raise ValueError("expected auto, cpu, cuda, cuda:N or mps")
     return text
@@ -111,7 +112,7 @@ class Settings:
             ("KT_MLFLOW_TRACKING_URI", "mlflow_tracking_uri", str),
             ("KT_MLFLOW_ARTIFACT_ROOT", "mlflow_artifact_root", Path),
             ("KT_REGISTERED_MODEL", "registered_model", str),
-            ("KT_DEVICE", "device", _device),
+            ("KT_DEVICE", "device", device_name),
             ("KT_SEED", "seed", _seed),
         ):
             if key in env and env[key] != "":
@@ -134,3 +135,26 @@ def resolve_device(requested: str = "auto") -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def usable_device(requested: str) -> str:
+    """``requested`` (a ``KT_DEVICE`` value) resolved to a device this machine has, or a one-line
+    ValueError: torch would say ``Torch not compiled with CUDA enabled`` (an AssertionError) or list
+    every device type it knows instead."""
+    try:
+        device_name(requested)
+    except ValueError as exc:
+        raise ValueError(f"device {requested!r}: {exc}") from None
+    import torch
+
+    name = resolve_device(requested)
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {requested!r}: cuda requested but not available "
+                             f"(torch {torch.__version__} sees no CUDA device); use --device cpu or auto")
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"device {requested!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {requested!r}: mps requested but not available; use --device cpu or auto")
+    return name

@@ -38,6 +38,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _vocab_difference(mine, theirs) -> str:
+    common = len(set(mine.tokens) & set(theirs.tokens))
+    if len(mine) == len(theirs) == common:
+        return "same ids in another order"
+    return f"{len(mine)} ids vs {len(theirs)}, {common} in common"
+
+
+def _same_source(a: str | None, b: str | None) -> bool:
+    return bool(a and b) and Path(a).resolve() == Path(b).resolve()
+
+
+def _check_trained_on(loaded, splits, where: str) -> None:
+    """Refuse a model trained on other data. Index ranges can fit by chance (same catalog sizes),
+    and then index 7 means another item or concept: the scores would mean nothing. Both the
+    vocabularies (where both sides have them: worlds) and the dataset names (where both have
+    one) must match; a world counts as the same when its folder is (``sim`` is the world of
+    the time's KT_WORLD_DIR). Two worlds with the same ids (simulator presets) differ by name."""
+    from kt.cli import CLIError
+    from kt.train.trainer import split_vocabs
+
+    run = loaded.meta.get("meta") or {}
+    trained_on, trained_source = run.get("data"), (run.get("dataset") or {}).get("source")
+    data_meta = getattr(splits, "meta", None) or {}
+    data_name, data_source = data_meta.get("name"), data_meta.get("source")
+    differ = [f"{label} vocabulary differs: {_vocab_difference(mine, theirs)}"
+              for label, mine, theirs in zip(("item", "concept"), (loaded.item_vocab, loaded.concept_vocab),
+                                             split_vocabs(splits), strict=True)
+              if mine is not None and theirs is not None and mine.tokens != theirs.tokens]
+    if (not differ and trained_on is not None and data_name is not None and trained_on != data_name
+            and not _same_source(trained_source, data_source)):
+        differ = ["another dataset"]
+    if not differ:
+        return
+    origin = "other data"
+    if trained_on:
+        origin = repr(trained_on)
+        if trained_source and trained_source != trained_on:
+            origin += f" ({trained_source})"
+    target = repr(data_name) if data_name else "this data"
+    raise CLIError(f"{where}: trained on {origin}, not on {target} ({'; '.join(differ)}); "
+                   "evaluate it on the data it was trained on")
+
+
 def _check_fits(loaded, seqs, name: str, where: str) -> None:
     from kt.cli import CLIError
 
@@ -54,6 +97,7 @@ def score_model(loaded, splits, *, batch_size: int, device: str, where: str, plo
     from kt.train.evaluate import evaluate
     from kt.train.metrics import plot_reliability
 
+    _check_trained_on(loaded, splits, where)
     loaded.model.to(device)
     out: dict[str, dict[str, float]] = {}
     for name in ("test", "test_window"):
@@ -96,13 +140,16 @@ def format_table(title: str, rows: dict[str, dict[str, Any]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from kt.cli import CLIError
-    from kt.config import Settings, resolve_device
+    from kt.config import Settings, usable_device
     from kt.data.datasets import DatasetError, load_kt_dataset
     from kt.data.schema import DataError
     from kt.models.checkpoint import load_checkpoint
 
     settings = Settings.from_env()
-    device = resolve_device(args.device or settings.device)
+    try:
+        device = usable_device(args.device or settings.device)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
 
     def load_data(fold: int):
         try:
@@ -147,11 +194,13 @@ def run(args: argparse.Namespace) -> int:
         if args.checkpoint is not None:
             loaded, where = load_ckpt(args.checkpoint), str(args.checkpoint)
         else:
-            from kt.train.tracking import load_model_uri
+            from kt.train.tracking import ModelURIError, load_model_uri
 
             try:
                 loaded = load_model_uri(settings, args.model_uri)
-            except Exception as exc:  # MLflow raises many types for a bad URI; report one line
+            except ModelURIError as exc:  # malformed or not found: names the accepted forms
+                raise CLIError(str(exc)) from None
+            except Exception as exc:  # MLflow raises many types for a store it cannot read; report one line
                 raise CLIError(f"{args.model_uri}: {str(exc).splitlines()[0]}") from None
             where = args.model_uri
         fold = args.fold if args.fold is not None else int(loaded.meta.get("meta", {}).get("fold", 0))

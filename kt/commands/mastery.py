@@ -71,11 +71,14 @@ def _setup(args):
     """(settings, loaded model, world dir, items table, catalog)."""
 
     from kt.cli import CLIError
-    from kt.config import Settings, resolve_device
+    from kt.config import Settings, usable_device
     from kt.mastery.catalog import TopicCatalog
 
     settings = Settings.from_env()
-    device = resolve_device(args.device or settings.device)
+    try:
+        device = usable_device(args.device or settings.device)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     if device == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"  # one GPU per torchrun rank
     world = Path(args.world or settings.world_dir)

@@ -32,9 +32,13 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if args.data and not args.best_by:
         raise CLIError("--data only applies with --best-by")
+    from kt.data.datasets import dataset_name
+
+    # runs are tagged with the normalized name (a world typed as a path is its resolved path, or sim)
+    data = dataset_name(args.data, settings) if args.data else None
     previous = champion_version(settings)
     try:
-        version = promote(settings, version=args.version, run_id=args.run_id, best_by=args.best_by, data=args.data)
+        version = promote(settings, version=args.version, run_id=args.run_id, best_by=args.best_by, data=data)
     except LookupError as exc:
         raise CLIError(str(exc)) from None
     print(f"{settings.registered_model}@{CHAMPION} -> version {version} (was {previous if previous is not None else 'unset'})")

@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="assist2015 | assist2009 | statics2011 | sim | WORLD_DIR")
     p.add_argument("--model", help="registered model name (e.g. dkt, sakt, akt); default: from --config, else dkt")
     p.add_argument("--config", type=Path, help="YAML or JSON file of TrainConfig fields")
-    p.add_argument("--fold", type=int, default=0, help="validation fold (0-4) for the benchmark datasets")
+    p.add_argument("--fold", type=int, default=0,
+                   help="validation fold (0-4) for the benchmark datasets; a world has one split (0)")
     p.add_argument("--epochs", type=int, help="max epochs (default 200, as pyKT)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
@@ -114,6 +115,15 @@ def build_config(args: argparse.Namespace, settings) -> Any:
 
     if config.model not in available_models():
         raise CLIError(f"unknown model {config.model!r}; available: {', '.join(available_models())}")
+    from kt.config import usable_device
+    from kt.train.trainer import check_model_params
+
+    # before the data is loaded and an MLflow run opened: a typo should not leave a FAILED run
+    try:
+        check_model_params(config)
+        usable_device(config.device)
+    except ValueError as exc:
+        raise CLIError(f"{args.config or 'config'}: {exc}") from None
     return config
 
 

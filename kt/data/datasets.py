@@ -10,7 +10,9 @@ Benchmarks are read from ``Settings.datasets_dir`` (env ``KT_DATASETS_DIR``), ne
 * ``statics2011`` (DKVMN files, Zhang et al. 2017): ``train{k}/valid{k}`` and ``STATICS_test``; items =
   question (problem-step) ids, concepts = skills from ``Qmatrix.csv`` (row q-1 is question q, one-hot).
 * ``sim`` or a path to a world directory: highlight events through the :class:`OutcomeRule`, users split
-  deterministically 70/15/15 with a seed; item/concept vocabularies come from the catalog (items, topics).
+  deterministically 70/15/15 with a seed (one split: fold 0 only); item/concept vocabularies come from
+  the catalog (items, topics). Named ``sim`` when it is ``Settings.world_dir``, else by its resolved
+  path (:func:`dataset_name`), however the path was typed.
 
 New datasets register a loader in ``DATASETS``; nothing dispatches on names with if/elif.
 """
@@ -131,12 +133,17 @@ def load_world_dataset(
     settings: Settings, fold: int = 0, *, world_dir: Path | None = None, rule: OutcomeRule | None = None,
     seed: int | None = None, **_: object,
 ) -> KTSplits:
-    """Highlight logs of a world directory -> KT splits (fold is ignored; the split is by users)."""
+    """Highlight logs of a world directory -> KT splits (one split by users: fold 0 only)."""
     from kt.data.io import load_world
 
     world_dir = Path(world_dir or settings.world_dir)
     if not world_dir.is_dir():
         raise DatasetError(f"world directory {world_dir} not found (generate one, or set KT_WORLD_DIR)")
+    if fold != 0:  # a run named fold7 must not silently report fold 0's numbers
+        raise DatasetError(f"fold {fold}: a world has one train/valid/test split by users (fold 0 only); "
+                           "drop --fold")
+    world_dir = world_dir.resolve()
+    name = _world_name(world_dir, settings)
     world = load_world(world_dir, quarantine_dir=settings.quarantine_dir_for(world_dir))
     rule = rule or OutcomeRule()
     interactions, report = events_to_interactions(world.events, world.items, rule)
@@ -147,7 +154,7 @@ def load_world_dataset(
     tr, va, te = split_users(seqs.user_ids, seed)
     return KTSplits(
         train=seqs.subset(tr), valid=seqs.subset(va), test=seqs.subset(te),
-        meta={"name": "sim" if world_dir == settings.world_dir else str(world_dir), "fold": fold,
+        meta={"name": name, "fold": fold,
               "num_items": len(item_vocab), "num_concepts": len(concept_vocab), "has_item_ids": True,
               "item_vocab": item_vocab, "concept_vocab": concept_vocab, "outcome_rule": rule.to_dict(),
               "outcome_report": report, "rejected_rows": world.n_rejected, "seed": seed, "source": str(world_dir)},
@@ -160,6 +167,20 @@ DATASETS: dict[str, Callable[..., KTSplits]] = {
     "statics2011": load_statics2011,
     "sim": load_world_dataset,
 }
+
+
+def dataset_name(data: str | Path, settings: Settings) -> str:
+    """The name runs and models are tagged with (``data``): a registered name as is; a world
+    directory as ``sim`` when it is ``settings.world_dir``, else as its resolved path, so that
+    ``data/world``, ``./data/world/`` and ``/abs/data/world`` are one dataset, not three."""
+    if str(data) in DATASETS or not Path(data).is_dir():
+        return str(data)
+    return _world_name(Path(data), settings)
+
+
+def _world_name(world_dir: Path, settings: Settings) -> str:
+    path = world_dir.resolve()
+    return "sim" if path == Path(settings.world_dir).resolve() else str(path)
 
 
 def load_kt_dataset(name: str, settings: Settings | None = None, fold: int = 0, **kwargs) -> KTSplits:

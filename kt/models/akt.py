@@ -55,6 +55,9 @@ class AKTConfig(ModelConfig):
     l2: float = 1e-5  # L2 penalty on the Rasch difficulties mu_q
     use_items: bool = True  # Rasch item difficulty; False = concept-only AKT
 
+    # the prediction MLP's second layer has final_dim // 2 units: at least one
+    RANGES = {**ModelConfig.RANGES, "final_dim": (lambda v: v >= 2, ">= 2")}
+
 
 def monotonic_weights(
     scores: torch.Tensor, allowed: torch.Tensor, distance: torch.Tensor, gamma: torch.Tensor

@@ -16,6 +16,7 @@ Conventions (shared by training, evaluation, mastery tracking and the planner):
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
@@ -24,15 +25,76 @@ import torch
 from torch import nn
 
 
+class ModelConfigError(ValueError):
+    """A hyper-parameter a model cannot be built with: ``field`` names it, ``prefix`` (e.g.
+    ``model_params.``) says where the caller's user set it."""
+
+    def __init__(self, field: str, requirement: str, value: object, prefix: str = "") -> None:
+        self.field, self.requirement, self.value, self.prefix = field, requirement, value, prefix
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.prefix}{self.field} must be {self.requirement}, got {self.value!r}"
+
+    def with_prefix(self, prefix: str) -> ModelConfigError:
+        return ModelConfigError(self.field, self.requirement, self.value, prefix)
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_float(v: object) -> bool:
+    return _is_int(v) or isinstance(v, float)
+
+
+# annotation (a string under postponed evaluation) -> (type check, the words for it, range check, the words)
+# Every int of a model config is a size or a count (dim, hidden, heads, blocks, layers, widths,
+# max_len), so > 0 unless listed in ModelConfig.RANGES; every float is a rate or a penalty, >= 0.
+_FIELD_RULES = {
+    "int": (_is_int, "an int", lambda v: v > 0, "> 0"),
+    "float": (_is_float, "a float", lambda v: math.isfinite(v) and v >= 0, ">= 0"),
+    "bool": (lambda v: isinstance(v, bool), "a bool (true or false)", lambda v: True, ""),
+}
+
+
 @dataclass
 class ModelConfig:
-    """Hyper-parameters common to all models; subclasses add their own fields."""
+    """Hyper-parameters common to all models; subclasses add their own fields.
+
+    Values arrive from YAML/JSON files and ``--set``, so ``__post_init__`` checks each field
+    against its annotation (an int is not a bool or a float, a bool is not ``"no"``) and its
+    range, and raises :class:`ModelConfigError` naming the field: a bad value fails here, not
+    as a TypeError or ZeroDivisionError inside torch, nor silently (``"no"`` is truthy).
+    """
+
+    # ranges other than _FIELD_RULES' defaults: field -> (check, words)
+    RANGES: ClassVar[dict[str, tuple[Any, str]]] = {
+        "num_items": (lambda v: v >= 0, ">= 0"),  # from the data; 0 builds (padding row only)
+        "num_concepts": (lambda v: v >= 0, ">= 0"),
+        "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),  # 1 would zero every activation
+    }
 
     num_items: int
     num_concepts: int
     dim: int = 64
     dropout: float = 0.1
     max_len: int = 200
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+            if kind not in _FIELD_RULES:  # a field type without a rule is the subclass's to check
+                continue
+            is_type, type_words, in_range, range_words = _FIELD_RULES[kind]
+            in_range, range_words = self.RANGES.get(f.name, (in_range, range_words))
+            value = getattr(self, f.name)
+            if not is_type(value) or not in_range(value):
+                raise ModelConfigError(f.name, f"{type_words} {range_words}".strip(), value)
+        # multi-head attention splits dim into num_heads equal parts (every model with heads)
+        heads = getattr(self, "num_heads", None)
+        if heads is not None and self.dim % heads:
+            raise ModelConfigError("dim", f"divisible by num_heads={heads}", self.dim)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

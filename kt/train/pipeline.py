@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kt.config import Settings
-from kt.train.trainer import TrainConfig, TrainResult, train
+from kt.train.trainer import TrainConfig, TrainResult, model_config_for_data, train
 
 
 @dataclass
@@ -67,6 +67,9 @@ def run_training(
         raise ValueError(f"--resume: no {out / 'last.pt'} to resume from (pass the run's --out)")
     is_main = int(os.environ.get("RANK", 0)) == 0
     safe_data = Path(data_name).name or "data"
+    # the model as it will be built: model_params holds only what was overridden (often {}), so the
+    # run's params would not say what was trained; a bad value also fails here, before a run is opened
+    model_config = model_config_for_data(config, splits)
 
     tracker = None
     if is_main and track:
@@ -75,7 +78,8 @@ def run_training(
             tags={"data": data_name, "model": config.model, "fold": str(fold)},
         )
         tracker.log_params({
-            **config.to_dict(), "data": data_name, "fold": fold, "train_sequences": len(splits.train),
+            **config.to_dict(), **{f"model.{k}": v for k, v in model_config.to_dict().items()},
+            "data": data_name, "fold": fold, "train_sequences": len(splits.train),
             "train_interactions": splits.train.num_interactions,
             "valid_interactions": splits.valid.num_interactions,
         })

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import re
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -226,6 +227,12 @@ def promote(
         chosen = chosen[-1:]
     elif best_by is not None:
         pool = [v for v in versions if data is None or v.tags.get("data") == data]
+        if not pool:  # the cause is the data filter, not the metric: say which data tags there are
+            tags = sorted({v.tags.get("data", "(untagged)") for v in versions})
+            shown = ", ".join(repr(t) for t in tags[:10])
+            if len(tags) > 10:
+                shown += f", ... ({len(tags)} in all)"
+            raise LookupError(f"no version of {name!r} is tagged data={data!r}; the data tags are: {shown}")
         scored = []
         for v in pool:
             run_id_v = v.run_id or v.tags.get("run_id")
@@ -242,6 +249,23 @@ def promote(
     return ver
 
 
+MODEL_URI_FORMS = "models:/NAME/VERSION, models:/NAME@ALIAS, models:/NAME/latest or runs:/RUN_ID/checkpoint"
+_MODEL_URI = re.compile(r"models:/[^/@]+(/[^/@]+|@[^/@]+)?|runs:/[^/]+/.+")
+
+
+class ModelURIError(ValueError):
+    """A model URI that is malformed or names nothing in the store (one line, with the accepted forms)."""
+
+
+def check_model_uri(model_uri: str) -> None:
+    """Refuse what cannot be a model URI before MLflow reads it as a relative artifact path
+    (its error for ``garbage`` is a multi-line download report)."""
+    if "://" in model_uri or Path(model_uri).exists():  # file://, s3://... or a local folder: MLflow reads it
+        return
+    if not _MODEL_URI.fullmatch(model_uri):
+        raise ModelURIError(f"{model_uri!r} is not a model URI; use {MODEL_URI_FORMS}")
+
+
 def checkpoint_from_registry(settings: Settings, model_uri: str, dst: str | Path | None = None) -> Path:
     """Download a registered model's checkpoint (``models:/name@alias`` or ``models:/name/3``)."""
     mlflow = _mlflow()
@@ -256,8 +280,25 @@ def checkpoint_from_registry(settings: Settings, model_uri: str, dst: str | Path
 
 
 def load_model_uri(settings: Settings, model_uri: str, map_location: str = "cpu") -> LoadedModel:
+    """The checkpoint behind ``model_uri`` rebuilt; :class:`ModelURIError` when the URI is malformed
+    or names no model / version / alias / run in the store."""
+    _mlflow()  # its environment defaults before the first mlflow import
+    from mlflow.exceptions import MlflowException
+
+    check_model_uri(model_uri)
     with _tempdir() as tmp:
-        loaded = load_checkpoint(checkpoint_from_registry(settings, model_uri, tmp), map_location)
+        try:
+            path = checkpoint_from_registry(settings, model_uri, tmp)
+        except MlflowException as exc:
+            # a missing model / version / run, or an unknown alias (INVALID_PARAMETER_VALUE); a store
+            # that cannot be read is another error and stays MLflow's
+            if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise
+            reason = " ".join(str(exc).split())
+            reason = reason if len(reason) <= 200 else reason[:197] + "..."
+            raise ModelURIError(f"{model_uri!r}: not found in {settings.mlflow_tracking_uri} "
+                                f"({reason}); use {MODEL_URI_FORMS}") from None
+        loaded = load_checkpoint(path, map_location)
     loaded.meta["model_uri"] = model_uri
     return loaded
 

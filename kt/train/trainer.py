@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from kt.config import resolve_device
+from kt.config import device_name, usable_device
 from kt.data.sequences import KTSequences, Vocab
-from kt.models.base import KTModel, build_model, get_model_class
+from kt.models.base import KTModel, ModelConfig, ModelConfigError, get_model_class
 from kt.models.checkpoint import read_checkpoint, save_checkpoint, set_rng_state
 from kt.train.batching import PaddedBatcher, batch_loader
 from kt.train.distributed import DistInfo, all_reduce_sum, barrier, init_distributed
@@ -70,8 +70,10 @@ class TrainConfig:
       padded tokens per batch instead (either mode).
     bucket_chunk_batches: larger = less padding, less randomness in batch composition. On
       ASSIST2015 (batch 256) the real-token fill is 0.83 at 16, 0.95 at 50, 0.18 padded to 200.
-    patience: epochs without a validation-AUC improvement before stopping.
-    device: "auto" (CUDA when visible), "cpu", "cuda", "cuda:1". amp: bf16 autocast on CUDA.
+    patience: epochs without a validation-AUC improvement before stopping (>= 1: 0 would stop
+      before the first epoch and keep an untrained model).
+    device: "auto" (CUDA when visible), "cpu", "cuda", "cuda:1", "mps" (as ``KT_DEVICE``).
+      amp: bf16 autocast on CUDA.
     num_workers: DataLoader processes building batches (0 = inline).
     grad_clip: max global grad norm, 0 = off. scheduler: "none", "cosine" or "plateau".
     ema_decay: > 0 keeps an exponential moving average of the weights, updated after every
@@ -113,11 +115,25 @@ class TrainConfig:
             raise ValueError(f"batching must be 'tokens' or 'windows' (got {self.batching!r})")
         if self.scheduler not in ("none", "cosine", "plateau"):
             raise ValueError(f"scheduler must be 'none', 'cosine' or 'plateau' (got {self.scheduler!r})")
-        if self.lr < 0:  # 0 is allowed: a frozen run still evaluates
-            raise ValueError(f"lr must be >= 0 (got {self.lr!r})")
-        for name in ("batch_size", "eval_batch_size", "max_epochs", "max_len"):
+        # written as `not x >= 0` so that NaN (JSON's NaN parses to a float) fails too
+        for name in ("lr", "weight_decay", "grad_clip"):  # lr 0 is allowed: a frozen run still evaluates
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0 (got {getattr(self, name)!r})")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0 (got {self.num_workers!r})")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1) (got {self.ema_decay!r})")
+        # patience 0 would stop before the first epoch and keep an untrained model
+        for name in ("batch_size", "eval_batch_size", "max_epochs", "max_len", "bucket_chunk_batches",
+                     "patience"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0 (got {getattr(self, name)!r})")
+        if self.token_budget is not None and self.token_budget <= 0:
+            raise ValueError(f"token_budget must be > 0 when set (got {self.token_budget!r})")
+        try:  # the values KT_DEVICE accepts; whether this machine has the device is usable_device's
+            device_name(self.device)
+        except ValueError as exc:
+            raise ValueError(f"device {self.device!r}: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -214,23 +230,41 @@ def _eval_splits(splits: Any) -> dict[str, KTSequences]:
     return out
 
 
-def build_for_data(config: TrainConfig, splits: Any) -> KTModel:
-    """The configured model sized for the data (vocab sizes over every split)."""
-    parts = [s for s in (splits.train, splits.valid, *_eval_splits(splits).values()) if s is not None]
+def model_config_for(config: TrainConfig, num_items: int, num_concepts: int) -> ModelConfig:
+    """``config.model``'s hyper-parameters for data of this size; a ValueError names a bad
+    ``model_params`` field (unknown, set by the data, or of the wrong type or range)."""
+    config_class = get_model_class(config.model).config_class
     bad = {"num_items", "num_concepts", "max_len"} & set(config.model_params)
     if bad:
         raise ValueError(f"model_params may not set {', '.join(sorted(bad))}: they come from the data / max_len")
-    known = {f.name for f in fields(get_model_class(config.model).config_class)}
+    known = {f.name for f in fields(config_class)}
     unknown = sorted(set(config.model_params) - known)
     if unknown:
         raise ValueError(f"model {config.model!r} has no hyper-parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return build_model(
-        config.model,
-        num_items=max(s.num_items for s in parts),
-        num_concepts=max(s.num_concepts for s in parts),
-        max_len=config.max_len,
-        **config.model_params,
-    )
+    try:
+        return config_class(num_items=num_items, num_concepts=num_concepts, max_len=config.max_len,
+                            **config.model_params)
+    except ModelConfigError as exc:
+        if exc.field in config.model_params:  # the user's name for it
+            raise exc.with_prefix("model_params.") from None
+        raise
+
+
+def check_model_params(config: TrainConfig) -> None:
+    """Validate ``config.model_params`` before any data is loaded or run opened (sizes are placeholders)."""
+    model_config_for(config, num_items=1, num_concepts=1)
+
+
+def model_config_for_data(config: TrainConfig, splits: Any) -> ModelConfig:
+    """The configured model's config sized for the data (vocab sizes over every split)."""
+    parts = [s for s in (splits.train, splits.valid, *_eval_splits(splits).values()) if s is not None]
+    return model_config_for(config, num_items=max(s.num_items for s in parts),
+                            num_concepts=max(s.num_concepts for s in parts))
+
+
+def build_for_data(config: TrainConfig, splits: Any) -> KTModel:
+    """The configured model sized for the data (vocab sizes over every split)."""
+    return get_model_class(config.model)(model_config_for_data(config, splits))
 
 
 def _make_scheduler(name: str, optimizer: torch.optim.Optimizer, max_epochs: int):
@@ -246,6 +280,11 @@ def _make_scheduler(name: str, optimizer: torch.optim.Optimizer, max_epochs: int
 
 # TrainConfig fields that decide the batch plan: a resumed run must keep them
 PLAN_FIELDS = ("batching", "batch_size", "token_budget", "bucket_chunk_batches", "max_len", "seed")
+# TrainConfig fields that the optimizer / scheduler state restored on resume overrides: Adam's
+# load_state_dict brings back each param group's lr and weight_decay, and a scheduler's state is
+# only meaningful for the scheduler that wrote it. With "cosine" the restored state also holds
+# the schedule's length (T_max = max_epochs), so max_epochs is added for cosine runs.
+OPTIMIZER_FIELDS = ("lr", "weight_decay", "scheduler")
 
 
 def _check_same_batch_plan(path: Path, saved: dict[str, Any], config: TrainConfig) -> None:
@@ -259,6 +298,37 @@ def _check_same_batch_plan(path: Path, saved: dict[str, Any], config: TrainConfi
     if changed:
         raise ValueError(f"{path}: the run was started with {', '.join(changed)}; resume with the same "
                          "settings (e.g. --set batching=...) or start a new run")
+
+
+def _check_same_optimizer(path: Path, saved: dict[str, Any], config: TrainConfig) -> None:
+    """A changed lr (say) would be logged as the run's but not used: the restored optimizer
+    state puts the old one back."""
+    names = list(OPTIMIZER_FIELDS)
+    if config.scheduler == "cosine" and saved.get("scheduler") == "cosine":
+        names.append("max_epochs")
+    changed = [f"{k}={saved[k]!r} (now {getattr(config, k)!r})" for k in names
+               if k in saved and saved[k] != getattr(config, k)]
+    if changed:
+        raise ValueError(f"{path}: the run was started with {', '.join(changed)}, and the "
+                         "optimizer/scheduler state restored on resume keeps the old values; resume with "
+                         "the same settings or start a new run")
+
+
+def _check_same_model(path: Path, saved: dict[str, Any], current: ModelConfig) -> None:
+    """Other hyper-parameters than the checkpoint's: its weights do not fit (load_state_dict's
+    ``size mismatch``), or fit a model other than the one the run records."""
+    now = current.to_dict()
+    changed = []
+    for k in saved:
+        if k not in now or saved[k] == now[k]:
+            continue
+        if k in ("num_items", "num_concepts"):
+            changed.append(f"{k}={saved[k]!r} (now {now[k]!r}, from the data)")
+        else:  # max_len is TrainConfig's own (the batch-plan check names it first)
+            changed.append(f"{'' if k == 'max_len' else 'model_params.'}{k}={saved[k]!r} (now {now[k]!r})")
+    if changed:
+        raise ValueError(f"{path}: the run was started with {', '.join(changed)}; resume with the same "
+                         "model_params and data or start a new run")
 
 
 def masked_bce(logits: torch.Tensor, batch) -> tuple[torch.Tensor, int]:
@@ -288,7 +358,7 @@ def train(
     Under torchrun (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel, each
     rank takes its share of the batches, and only rank 0 writes checkpoints and logs.
     """
-    device = torch.device(resolve_device(config.device))
+    device = torch.device(usable_device(config.device))
     dist_info: DistInfo = init_distributed(device.type)
     if device.type == "cuda" and dist_info.enabled:
         device = torch.device("cuda", dist_info.local_rank)
@@ -312,6 +382,8 @@ def train(
         if state["model_name"] != config.model:
             raise ValueError(f"{ckpt_dir / LAST_CHECKPOINT}: holds model {state['model_name']!r}, not {config.model!r}")
         _check_same_batch_plan(ckpt_dir / LAST_CHECKPOINT, state.get("train_config") or {}, config)
+        _check_same_model(ckpt_dir / LAST_CHECKPOINT, state["model_config"], model.config)
+        _check_same_optimizer(ckpt_dir / LAST_CHECKPOINT, state.get("train_config") or {}, config)
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):
@@ -327,8 +399,6 @@ def train(
         if state.get("rng"):
             set_rng_state(state["rng"])
 
-    if not 0.0 <= config.ema_decay < 1.0:
-        raise ValueError(f"ema_decay must be in [0, 1) (got {config.ema_decay})")
     ema = WeightAverage(model, config.ema_decay) if config.ema_decay > 0 else None
     if ema is not None and resume and (ckpt_dir / LAST_CHECKPOINT).is_file():
         ema.load(read_checkpoint(ckpt_dir / LAST_CHECKPOINT, map_location=device)["meta"].get("ema_state"))

@@ -77,3 +77,24 @@ def test_missing_dataset_dir_names_the_setting(tmp_path):
         load_kt_dataset("assist2015", Settings(home=tmp_path, datasets_dir=tmp_path / "nope"))
     with pytest.raises(DatasetError, match="unknown dataset"):
         load_kt_dataset("mnist", Settings(home=tmp_path))
+
+
+def test_world_name_does_not_depend_on_how_its_path_is_typed(world_dir, make_world, tmp_path, monkeypatch):
+    settings = Settings(home=tmp_path, world_dir=world_dir)
+    monkeypatch.chdir(tmp_path)
+    # the settings' world, by name or by a relative path (was tagged data=world)
+    assert load_kt_dataset("sim", settings).meta["name"] == "sim"
+    assert load_kt_dataset("world", settings).meta["name"] == "sim"
+    assert load_kt_dataset("./world/", settings).meta["name"] == "sim"
+    # another world: one name, its resolved path, however it is typed
+    other = make_world()
+    names = {load_kt_dataset(p, settings).meta["name"] for p in (other.name, f"./{other.name}/", str(other))}
+    assert names == {str(other.resolve())}
+    assert load_kt_dataset(other.name, settings).meta["source"] == str(other.resolve())
+
+
+def test_world_refuses_a_fold_other_than_0(world_dir, tmp_path):
+    settings = Settings(home=tmp_path, world_dir=world_dir)
+    assert load_kt_dataset("sim", settings, fold=0).meta["fold"] == 0
+    with pytest.raises(DatasetError, match="fold 7: a world has one train/valid/test split"):
+        load_kt_dataset("sim", settings, fold=7)  # was ignored: a run named fold7 with fold 0's numbers

@@ -58,6 +58,15 @@ def test_train_evaluate_promote(env, capsys):
     report = json.loads((out / "metrics.json").read_text())
     assert set(report["test"]) == {"test", "test_window"} and report["fold"] == 0
     assert (out / "best.pt").is_file() and (out / "reliability_test.png").is_file()
+    # the run's params say what was trained: the built model's fields, not only the overrides
+    from kt.config import Settings
+    from kt.train.tracking import _client
+
+    run_id = printed.split("mlflow run id:")[1].split()[0]
+    params = _client(Settings.from_env()).get_run(run_id).data.params
+    assert params["model_params.dim"] == "8" and params["model.dim"] == "8" and params["model.hidden"] == "8"
+    # defaults and data sizes too
+    assert params["model.num_layers"] == "1" and params["model.num_concepts"] == "6"
 
     rc, _ = _train(env, 1, ["--no-register"])
     assert rc == 0
@@ -65,6 +74,9 @@ def test_train_evaluate_promote(env, capsys):
 
     assert main(["promote"]) == 0
     assert "-> version 1" in capsys.readouterr().out
+    # no version trained on that data: say so and list the tags there are (was "no run metric")
+    assert main(["promote", "--best-by", "test_auc", "--data", "assist2009"]) == 2
+    assert "tagged data='assist2009'; the data tags are: 'assist2015'" in capsys.readouterr().err
 
     # one checkpoint
     assert main(["evaluate", "--data", "assist2015", "--checkpoint", str(out / "best.pt"), "--out",
@@ -111,6 +123,19 @@ def test_resume_through_the_cli(env, capsys):
         (["train", "--data", "assist2015", "--set", "model_params.dimm=3", "--no-mlflow", "--epochs", "1"],
          "no hyper-parameter"),
         (["evaluate", "--data", "assist2015", "--checkpoint", "/nonexistent.pt"], "not found"),
+        (["train", "--data", "assist2015", "--patience", "0", "--no-mlflow"], "patience must be > 0 (got 0)"),
+        (["train", "--data", "assist2015", "--set", "model_params.dim=abc", "--no-mlflow"],
+         "model_params.dim must be an int > 0, got 'abc'"),
+        (["train", "--data", "assist2015", "--model", "sakt", "--set", "model_params.num_heads=0",
+          "--no-mlflow"],
+         "model_params.num_heads must be an int > 0, got 0"),
+        (["train", "--data", "assist2015", "--model", "sakt", "--set", "model_params.use_items=no",
+          "--no-mlflow"],
+         "model_params.use_items must be a bool (true or false), got 'no'"),
+        (["evaluate", "--data", "assist2015", "--checkpoint", "/nonexistent.pt", "--device", "gpu"],
+         "device 'gpu': expected auto, cpu, cuda, cuda:N or mps"),
+        (["evaluate", "--data", "assist2015", "--model-uri", "garbage"],
+         "'garbage' is not a model URI; use models:/NAME/VERSION, models:/NAME@ALIAS"),
         (["promote", "--data", "x"], "--best-by"),
     ],
 )
@@ -134,3 +159,65 @@ def test_config_file(env, tmp_path, capsys):
     bad.write_text("model: [unclosed\n")
     assert main(["train", "--data", "assist2015", "--config", str(bad), "--no-mlflow"]) == 2
     assert "cannot parse config" in capsys.readouterr().err
+
+
+def test_cuda_without_cuda_is_a_one_line_error(env, capsys, monkeypatch, tmp_path):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    argv = ["train", "--data", "assist2015", "--device", "cuda", "--no-mlflow", "--out", str(tmp_path / "o")]
+    assert main(argv) == 2  # was an AssertionError (exit 1)
+    err = capsys.readouterr().err
+    assert "cuda requested but not available" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def worlds(kt_env):
+    """Three tiny worlds: ``sim`` (the home's world) and ``twin`` have the same item/topic ids
+    (simulator presets name them c000, c001, ...), ``small`` has fewer items; a DKT trained on sim."""
+    from kt.config import Settings
+    from kt.sim import generate_world, preset
+
+    home = kt_env / "world_home"
+    sim = Settings(home=home).world_dir
+    generate_world(preset("tiny", n_users=40, days=7, seed=1), sim)
+    generate_world(preset("tiny", n_users=40, days=7, seed=2), kt_env / "twin")
+    generate_world(preset("tiny", n_users=40, days=7, n_items=250, seed=3), kt_env / "small")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KT_HOME", str(home))
+        out = home / "run"
+        assert main(["train", "--data", "sim", "--model", "dkt", "--epochs", "1", "--device", "cpu",
+                     "--out", str(out), "--no-progress", "--no-mlflow", "--set", "model_params.dim=8",
+                     "--set", "model_params.hidden=8", "--set", "max_len=20"]) == 0
+    return home, out / "best.pt"
+
+
+def test_evaluate_refuses_a_checkpoint_trained_on_other_data(env, worlds, capsys, monkeypatch):
+    home, ckpt = worlds
+    monkeypatch.setenv("KT_HOME", str(home))
+    capsys.readouterr()
+    # same ids, so every index is in range: this was scored without complaint
+    assert main(["evaluate", "--data", str(env / "twin"), "--checkpoint", str(ckpt)]) == 2
+    err = capsys.readouterr().err
+    assert f"trained on 'sim' ({home / 'data' / 'world'}), not on '{env / 'twin'}' (another dataset)" in err
+    # fewer items: in range too, but index 7 is another item
+    assert main(["evaluate", "--data", str(env / "small"), "--checkpoint", str(ckpt)]) == 2
+    assert "item vocabulary differs: 300 ids vs 250, 250 in common" in capsys.readouterr().err
+    # benchmark data, where only names can be compared
+    assert main(["evaluate", "--data", "assist2015", "--checkpoint", str(ckpt)]) == 2
+    assert "not on 'assist2015' (another dataset)" in capsys.readouterr().err
+    # its own world, however the path is typed
+    monkeypatch.chdir(home)
+    assert main(["evaluate", "--data", "data/world", "--checkpoint", str(ckpt),
+                 "--out", str(home / "e.json")]) == 0
+
+
+def test_a_fold_other_than_0_on_a_world_is_refused(env, worlds, capsys, monkeypatch, tmp_path):
+    home, ckpt = worlds
+    monkeypatch.setenv("KT_HOME", str(home))
+    # was ignored: a run named fold7 reporting the one split's numbers
+    assert main(["train", "--data", "sim", "--fold", "7", "--device", "cpu", "--no-mlflow",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "fold 7: a world has one train/valid/test split by users (fold 0 only)" in capsys.readouterr().err
+    assert main(["evaluate", "--data", "sim", "--checkpoint", str(ckpt), "--fold", "3"]) == 2
+    assert "fold 3: a world has one" in capsys.readouterr().err

@@ -74,8 +74,12 @@ def test_run_is_logged_registered_promoted_and_served(settings, tiny_splits, tmp
     assert tracking.promote(settings, run_id=run2) == 2
     best = 1 if res.test_metrics["test"]["auc"] >= res2.test_metrics["test"]["auc"] else 2
     assert tracking.promote(settings, best_by="test_auc", data="synthetic") == best
-    with pytest.raises(LookupError):
+    # the cause is the data filter, not the metric: the tags there are are listed
+    message = "no version of 'ktpath-test' is tagged data='other'; the data tags are: 'synthetic'"
+    with pytest.raises(LookupError, match=message):
         tracking.promote(settings, best_by="test_auc", data="other")
+    with pytest.raises(LookupError, match="has run metric 'test_nope'"):
+        tracking.promote(settings, best_by="test_nope", data="synthetic")
     with pytest.raises(LookupError):
         tracking.promote(settings, version=99)
 
@@ -97,3 +101,16 @@ def test_registered_model_works_as_an_mlflow_pyfunc(settings, tiny_splits, tmp_p
 
 def test_flatten():
     assert tracking.flatten({"a": 1, "b": {"c": 2, "d": {"e": 3}}}) == {"a": 1, "b.c": 2, "b.d.e": 3}
+
+
+def test_bad_model_uris_say_what_is_accepted(settings):
+    forms = "use models:/NAME/VERSION, models:/NAME@ALIAS"
+    # was MLflow's multi-line "failures occurred while downloading" report, cut to its first line
+    with pytest.raises(tracking.ModelURIError, match=f"'garbage' is not a model URI; {forms}"):
+        tracking.load_model_uri(settings, "garbage")
+    with pytest.raises(tracking.ModelURIError, match="is not a model URI"):
+        tracking.load_model_uri(settings, "models:/a/b/c")
+    for uri in ("models:/ktpath-test/99", "models:/ktpath-test@nope", "runs:/0123abcd/checkpoint"):
+        with pytest.raises(tracking.ModelURIError, match=f"'{uri}': not found in sqlite:.*; {forms}") as info:
+            tracking.load_model_uri(settings, uri)
+        assert "\n" not in str(info.value)

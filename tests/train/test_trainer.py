@@ -1,5 +1,7 @@
 """Trainer behaviour on tiny synthetic data with the real registered models (CPU, seconds)."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -181,3 +183,67 @@ def test_evaluate_honours_eval_mask(tiny_splits, tmp_path):
     w = masked.windows(30)
     expected = sum(int(w.eval_mask[w.offsets[i] + 1 : w.offsets[i + 1]].sum()) for i in range(len(w)))
     assert last_only["n"] == expected > 0.9 * len(test)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"patience": 0}, "patience must be > 0 (got 0)"),  # trained nothing and exited 0
+        ({"patience": -1}, "patience must be > 0"),
+        ({"max_epochs": 0}, "max_epochs must be > 0"),
+        ({"token_budget": 0}, "token_budget must be > 0 when set (got 0)"),
+        ({"grad_clip": -1.0}, "grad_clip must be >= 0"),
+        ({"num_workers": -1}, "num_workers must be >= 0"),
+        ({"weight_decay": -0.1}, "weight_decay must be >= 0"),
+        ({"lr": float("nan")}, "lr must be >= 0 (got nan)"),
+        ({"ema_decay": 1.0}, "ema_decay must be in [0, 1)"),
+        ({"bucket_chunk_batches": 0}, "bucket_chunk_batches must be > 0"),
+        # was torch's RuntimeError listing every device type it knows
+        ({"device": "gpu"}, "device 'gpu': expected auto, cpu, cuda, cuda:N or mps"),
+    ],
+)
+def test_option_ranges_are_checked(options, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        tiny_config(**options)
+
+
+def test_cuda_on_a_machine_without_it_is_one_clear_error(tiny_splits, tmp_path, monkeypatch):
+    from kt.config import usable_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="cuda requested but not available"):  # was an AssertionError
+        train(tiny_config(device="cuda"), tiny_splits, checkpoint_dir=tmp_path)
+    assert usable_device("auto") == "cpu" and usable_device("cpu") == "cpu"
+
+
+def test_model_params_are_checked_by_name(tiny_splits, tmp_path):
+    from kt.train.trainer import check_model_params
+
+    with pytest.raises(ValueError, match=re.escape("model_params.dim must be an int > 0, got 'abc'")):
+        check_model_params(tiny_config(model_params={"dim": "abc"}))
+    message = "model_params.use_items must be a bool (true or false), got 'no'"  # was truthy: items used
+    with pytest.raises(ValueError, match=re.escape(message)):
+        train(tiny_config(model="sakt", model_params={"dim": 16, "use_items": "no"}), tiny_splits,
+              checkpoint_dir=tmp_path)
+
+
+def test_resume_refuses_changed_optimizer_or_model_settings(tiny_splits, tmp_path):
+    train(tiny_config(max_epochs=1), tiny_splits, checkpoint_dir=tmp_path)
+    refused = [
+        # Adam's restored state would keep lr 1e-2 while the run recorded 0.5
+        (dict(lr=0.5), "lr=0.01 (now 0.5)"),
+        (dict(weight_decay=0.1), "weight_decay=0.0 (now 0.1)"),
+        (dict(scheduler="cosine"), "scheduler='none' (now 'cosine')"),
+        # was load_state_dict's raw "size mismatch"
+        (dict(model_params={"dim": 32, "hidden": 16}), "model_params.dim=16 (now 32)"),
+        (dict(model_params={"dim": 16, "hidden": 16, "dropout": 0.3}), "model_params.dropout=0.1 (now 0.3)"),
+    ]
+    for options, message in refused:
+        with pytest.raises(ValueError, match=re.escape(message)) as info:
+            train(tiny_config(max_epochs=2, **options), tiny_splits, checkpoint_dir=tmp_path, resume=True)
+        assert "\n" not in str(info.value) and "size mismatch" not in str(info.value)
+    # a cosine run's restored schedule keeps its length, so max_epochs may not change either
+    train(tiny_config(max_epochs=1, scheduler="cosine"), tiny_splits, checkpoint_dir=tmp_path / "cos")
+    with pytest.raises(ValueError, match=re.escape("max_epochs=1 (now 2)")):
+        train(tiny_config(max_epochs=2, scheduler="cosine"), tiny_splits, checkpoint_dir=tmp_path / "cos",
+              resume=True)
