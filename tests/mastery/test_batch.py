@@ -73,6 +73,10 @@ def test_cli_errors_are_one_line(tmp_path, capsys, trained):
     ckpt, _ = trained
     assert main(["mastery", "score", "--world", str(tmp_path), "--checkpoint", str(ckpt), "--out", str(tmp_path / "x.parquet")]) == 2
     assert "not a world directory" in capsys.readouterr().err
+    # a device name torch does not know, or CUDA on a machine without it: one line, not torch's error
+    assert main(["mastery", "score", "--world", str(tmp_path), "--checkpoint", str(ckpt), "--out", str(tmp_path / "x.parquet"),
+                 "--device", "gpu"]) == 2
+    assert "device 'gpu': expected auto, cpu, cuda" in capsys.readouterr().err
 
 
 def _free_port() -> int:
