@@ -119,13 +119,10 @@ def planner(world_dir: str):
 
 @st.cache_resource(show_spinner="Building the planner…", max_entries=2)
 def _planner(world_dir: str, stamp: float):
-    from kt.planner import Catalog, ItemFolderGraph, Planner, PrerequisiteGraph
+    from kt.planner import Planner
 
-    w = world(world_dir)
-    catalog = Catalog.from_frames(w.items, w.topics)
-    graph = ItemFolderGraph.from_frames(w.table("folder_items", ["folder_id", "content_id"]), catalog)
-    prereq = PrerequisiteGraph.from_frame(w.prerequisites, w.topics["topic_id"].astype(str).tolist())
-    return Planner(catalog, graph, prereq)
+    # the same construction as `kt recommend` (prerequisites learned when the world has none)
+    return Planner.from_world(world(world_dir).validated())
 
 
 # ----------------------------------------------------------------------------- per-user views
