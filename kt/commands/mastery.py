@@ -128,6 +128,12 @@ def run_score(args) -> int:
     out = Path(args.out)
     if info.enabled:
         out = out / f"part-{info.rank}.parquet"
+        if info.rank == 0:
+            # parts of an earlier run with more ranks would be read as users scored twice; no rank of
+            # this run writes them, so rank 0 removes them
+            for old in Path(args.out).glob("part-*.parquet"):
+                if old.stem.removeprefix("part-").isdigit() and int(old.stem.removeprefix("part-")) >= info.world_size:
+                    old.unlink()
     try:
         # sharded: the rejected rows sit beside the parts, named so that Parquet readers skip them
         rejected = Path(args.out) / "_rejected.csv" if info.enabled else None

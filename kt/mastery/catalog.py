@@ -33,9 +33,10 @@ def _primary_topics(item_topics: Mapping[str, object] | pd.DataFrame) -> dict[st
     ``|``-separated, first is primary; a ``topic_id`` column is also accepted)."""
     if isinstance(item_topics, pd.DataFrame):
         if "topics" in item_topics.columns:
-            prim = item_topics["topics"].astype(str).str.split("|", n=1).str[0]
+            # stripped, as the data contract reads list elements ("t1 | t2" is t1 then t2)
+            prim = item_topics["topics"].astype(str).str.split("|", n=1).str[0].str.strip()
         elif "topic_id" in item_topics.columns:
-            prim = item_topics["topic_id"].astype(str)
+            prim = item_topics["topic_id"].astype(str).str.strip()
         else:
             raise ValueError("items table needs a 'topics' or 'topic_id' column")
         return dict(zip(item_topics["content_id"].astype(str), prim, strict=True))
@@ -43,7 +44,7 @@ def _primary_topics(item_topics: Mapping[str, object] | pd.DataFrame) -> dict[st
     for cid, t in item_topics.items():
         if isinstance(t, (list, tuple)):
             t = t[0]
-        out[str(cid)] = str(t).split("|", 1)[0]
+        out[str(cid)] = str(t).split("|", 1)[0].strip()
     return out
 
 
@@ -105,8 +106,8 @@ class TopicCatalog:
 
     # ------------------------------------------------------------------ lookups
     def topic_of(self, content_id: str, topic_id: str | None = None) -> str:
-        if topic_id is not None and not (isinstance(topic_id, float) and np.isnan(topic_id)):
-            return str(topic_id)
+        if topic_id is not None and not pd.isna(topic_id):  # None, NaN, pd.NA, NaT: the item's own topic
+            return str(topic_id).strip()
         try:
             return self.item_topic[str(content_id)]
         except KeyError:

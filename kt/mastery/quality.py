@@ -149,6 +149,10 @@ def evaluate_quality(
     scored = score_interactions(model, catalog, ev, config, now_s)
     users = np.sort(scored["user_id"].unique())
     k = len(topics)
+    # rows in (user, catalog topic) order, as the truth is read: the scorer sorts topics by id,
+    # and a topics table need not be sorted
+    grid = pd.MultiIndex.from_product([users, list(topics)], names=["user_id", "topic_id"])
+    scored = scored.set_index(["user_id", "topic_id"]).reindex(grid).reset_index()
     est = scored["mastery"].to_numpy().reshape(len(users), k)
     n_obs = scored["n_obs"].to_numpy().reshape(len(users), k)
     last = ((scored["last_practiced"] - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy().reshape(len(users), k)

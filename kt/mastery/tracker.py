@@ -91,8 +91,14 @@ class MasteryTracker:
 
     # ---------------------------------------------------------------- ingest
     def observe(self, user_id: str, content_id: str, outcome: int, timestamp, topic_id: str | None = None) -> None:
-        """Absorb one interaction (events of a user must arrive in time order)."""
-        self._apply({str(user_id): ([str(content_id)], [topic_id], [int(outcome)], [to_seconds(timestamp)])})
+        """Absorb one interaction (events of a user should arrive in time order: the model takes
+        them in arrival order; a late one never moves ``last_practiced`` back)."""
+        if outcome not in (0, 1):
+            raise ValueError(f"outcome must be 0 or 1, got {outcome!r}")
+        t = np.nan if timestamp is None or pd.isna(timestamp) else to_seconds(timestamp)
+        if not np.isfinite(t):
+            raise ValueError(f"timestamp missing or not a time: {timestamp!r}")
+        self._apply({str(user_id): ([str(content_id)], [topic_id], [int(outcome)], [t])})
 
     def observe_many(self, interactions: pd.DataFrame) -> None:
         """Absorb a batch: columns user_id, content_id, outcome, timestamp, optional topic_id.
@@ -105,7 +111,24 @@ class MasteryTracker:
             raise ValueError(f"interactions lack column(s) {', '.join(sorted(missing))}")
         if interactions.empty:
             return
-        df = interactions.assign(_t=series_to_seconds(interactions["timestamp"]), _i=np.arange(len(interactions)))
+        self._apply(self._per_user(interactions))
+
+    @staticmethod
+    def _per_user(interactions: pd.DataFrame) -> dict[str, tuple]:
+        """user -> (content ids, topic ids, outcomes, unix seconds) in time order, after checking
+        every row: a NaN outcome or a missing time would otherwise be cast or saved as garbage."""
+        outcome = pd.to_numeric(interactions["outcome"], errors="coerce")
+        bad = ~outcome.isin([0, 1]).to_numpy()
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"interactions row {i}: outcome must be 0 or 1, got {interactions['outcome'].iloc[i]!r} "
+                             f"({int(bad.sum())} such rows)")
+        t = series_to_seconds(interactions["timestamp"])
+        if not np.isfinite(t).all():
+            i = int(np.flatnonzero(~np.isfinite(t))[0])
+            raise ValueError(f"interactions row {i}: timestamp missing or not a time, got "
+                             f"{interactions['timestamp'].iloc[i]!r}")
+        df = interactions.assign(outcome=outcome, _t=t, _i=np.arange(len(interactions)))
         df = df.sort_values(["user_id", "_t", "_i"], kind="stable")
         has_topic = "topic_id" in df.columns
         per_user = {}
@@ -116,7 +139,7 @@ class MasteryTracker:
                 g["outcome"].astype(int).tolist(),
                 g["_t"].tolist(),
             )
-        self._apply(per_user)
+        return per_user
 
     def _apply(self, per_user: dict[str, tuple], base: dict[str, StoredState] | None = None) -> None:
         users = list(per_user)
@@ -150,7 +173,8 @@ class MasteryTracker:
                         continue
                     tid = self.catalog.topic_ids[k]
                     meta.n_obs[tid] = meta.n_obs.get(tid, 0) + 1
-                    meta.last_practiced[tid] = float(times[t_pos])
+                    # the latest practice, not the latest arrival: a late event must not age the topic
+                    meta.last_practiced[tid] = max(meta.last_practiced.get(tid, -math.inf), float(times[t_pos]))
                     meta.practiced_mastery[tid] = float(res.practiced[j, t_pos])
                 meta.n_events += int(data.lengths[j])
                 if times:
@@ -160,15 +184,20 @@ class MasteryTracker:
         self.store.save_many(saves)
 
     def rebuild(self, user_id: str, interactions: pd.DataFrame) -> None:
-        """Rebuild a user's state from their full interaction history (e.g. after a new champion)."""
-        self.reset(user_id)
+        """Rebuild a user's state from their full interaction history (e.g. after a new champion).
+        The history is checked and replayed before the stored state is replaced: a bad history
+        raises and leaves the old state (and its StaleStateError) in place."""
         df = interactions
         if "user_id" in df.columns:
             df = df[df["user_id"].astype(str) == str(user_id)]
         else:
             df = df.assign(user_id=str(user_id))
+        missing = {"content_id", "outcome", "timestamp"} - set(df.columns)
+        if missing:
+            raise ValueError(f"interactions lack column(s) {', '.join(sorted(missing))}")
         if len(df):
-            self.observe_many(df)
+            per_user = self._per_user(df)
+            self._apply(per_user, base={u: self._fresh() for u in per_user})  # saves over the old row
         else:
             fresh = self._fresh()
             self.store.save(str(user_id), fresh.state, fresh.meta)

@@ -55,6 +55,8 @@ def test_cli_score_and_sharded_union(tmp_path, world, trained):
     single = tmp_path / "single.parquet"
     assert main(["mastery", "score", "--world", str(world), "--checkpoint", str(ckpt), "--out", str(single), "--device", "cpu"]) == 0
     shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "part-2.parquet").write_bytes(single.read_bytes())  # left by an earlier run with 3 ranks
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "WANDB_MODE": "disabled"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
            "-m", "kt.cli", "mastery", "score", "--world", str(world), "--checkpoint", str(ckpt),

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from kt.cli import main
 from kt.mastery import TopicCatalog
@@ -75,3 +76,17 @@ def test_cli_quality_writes_report(tmp_path, world, trained, capsys):
     report = json.loads(out.read_text())
     assert "kt_model" in report and "bkt" not in report
     assert "running accuracy" in capsys.readouterr().out
+
+
+def test_quality_does_not_depend_on_the_order_of_the_topics(world, trained, items, topics, interactions):
+    """The scorer sorts topics by id; the report must line its estimates up with the truth in
+    whatever order the catalog holds the topics (a topics table need not be sorted)."""
+    _, loaded = trained
+    reports = []
+    for order in (topics, list(reversed(topics))):
+        cat = TopicCatalog.build(loaded.model, loaded.item_vocab, loaded.concept_vocab, items, order)
+        reports.append(evaluate_quality(loaded.model, cat, world, split_seed=0, interactions=interactions, bkt=False))
+    for method in ("kt_model", "running_accuracy"):
+        a, b = reports[0][method], reports[1][method]
+        for key in ("spearman", "spearman_all", "mastery_mae", "stage_accuracy"):
+            assert a[key] == pytest.approx(b[key]), (method, key)

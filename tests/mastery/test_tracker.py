@@ -141,3 +141,56 @@ def test_topic_mastery_columns_and_unknown_user(vocabs, items, topics, make_mode
     assert list(tm.columns) == ["topic_id", "mastery", "confidence", "n_obs", "stage", "last_practiced"]
     assert len(tm) == len(topics) and (tm["stage"] == "new").all() and (tm["confidence"] == 0).all()
     assert tracker.users() == []
+
+
+def test_a_bad_history_leaves_the_stale_state_in_place(tmp_path, vocabs, items, topics, interactions, make_model):
+    store = MasteryStateStore(f"sqlite:///{tmp_path / 's.db'}")
+    hist = _history(interactions, n_users=1)
+    user = hist["user_id"].iloc[0]
+    MasteryTracker(make_model("dkt"), *vocabs, items, state_store=store, model_version="v1", topics=topics).observe_many(hist)
+    champion = MasteryTracker(make_model("dkt", seed=1), *vocabs, items, state_store=store, model_version="v2", topics=topics)
+    with pytest.raises(ValueError, match="lack column"):
+        champion.rebuild(user, hist.rename(columns={"timestamp": "t"}))
+    with pytest.raises(KeyError, match="c-unknown"):
+        champion.rebuild(user, pd.concat([hist, hist.tail(1).assign(content_id="c-unknown", topic_id=None)]))
+    assert store.load(user) is not None  # the old state is still there, still stale
+    with pytest.raises(StaleStateError):
+        champion.topic_mastery(user)
+
+
+def test_bad_outcomes_and_times_are_refused_by_row(vocabs, items, topics, interactions, make_model):
+    tracker = MasteryTracker(make_model("dkt"), *vocabs, items, topics=topics)
+    hist = _history(interactions, n_users=1).head(5)
+    with pytest.raises(ValueError, match="row 2: outcome must be 0 or 1"):
+        tracker.observe_many(hist.assign(outcome=[1, 0, np.nan, 1, 1]))
+    with pytest.raises(ValueError, match="row 1: timestamp missing"):
+        tracker.observe_many(hist.assign(timestamp=[hist["timestamp"].iloc[0], None, *hist["timestamp"].iloc[2:]]))
+    user, cid = hist["user_id"].iloc[0], hist["content_id"].iloc[0]
+    with pytest.raises(ValueError, match="timestamp missing"):
+        tracker.observe(user, cid, 1, None)
+    with pytest.raises(ValueError, match="outcome must be 0 or 1"):
+        tracker.observe(user, cid, 5, "2026-01-20T00:00:00Z")
+    assert tracker.users() == []  # nothing half-applied
+
+
+def test_a_late_event_does_not_move_last_practiced_back(vocabs, items, topics, make_model):
+    tracker = MasteryTracker(make_model("dkt"), *vocabs, items, topics=topics)
+    cid = items["content_id"].iloc[0]
+    topic = items["topics"].iloc[0].split("|")[0]
+    for day in ("2026-01-20", "2026-01-21", "2026-01-22", "2026-01-01"):  # the last one arrives late
+        tracker.observe("late", cid, 1, f"{day}T00:00:00Z")
+    row = tracker.topic_mastery("late").set_index("topic_id").loc[topic]
+    assert row["n_obs"] == 4 and row["last_practiced"] == pd.Timestamp("2026-01-22", tz="UTC")
+
+
+def test_topic_lists_with_spaces_are_read_as_the_contract_reads_them(vocabs, items, topics, interactions, make_model):
+    spaced = items.assign(topics=items["topics"].str.replace("|", " | ", regex=False))
+    assert (spaced["topics"] != items["topics"]).any()  # some items have a second topic
+    hist = _history(interactions, n_users=2)
+    plain = MasteryTracker(make_model("dkt"), *vocabs, items, topics=topics)
+    other = MasteryTracker(make_model("dkt"), *vocabs, spaced, topics=topics)
+    no_topic = hist.drop(columns=["topic_id"])
+    plain.observe_many(no_topic)
+    other.observe_many(no_topic.assign(topic_id=pd.array([None] * len(no_topic), dtype="string")))  # pd.NA: own topic
+    for user in hist["user_id"].unique():
+        pd.testing.assert_frame_equal(plain.topic_mastery(user), other.topic_mastery(user))
