@@ -9,6 +9,7 @@ The learner-dynamics equations these parameters feed are in ``docs/simulator.md`
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime
 
 DEFAULT_LANGUAGES: dict[str, float] = {"en": 0.45, "ko": 0.15, "ja": 0.12, "es": 0.12, "de": 0.08, "fr": 0.08}
 DEFAULT_KINDS: dict[str, float] = {"article": 0.5, "paper": 0.15, "video": 0.2, "book": 0.05, "podcast": 0.1}
@@ -113,6 +114,14 @@ class SimConfig:
                 problems.append(f"{name} must be >= 1 (got {getattr(self, name)})")
         if self.n_topics < 2:
             problems.append("n_topics must be >= 2")
+        if self.n_topics < self.max_interests:  # interests are distinct topics
+            problems.append(f"n_topics must be >= max_interests ({self.max_interests}; got {self.n_topics})")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            problems.append(f"seed must be an integer >= 0 (got {self.seed!r})")
+        try:
+            datetime.fromisoformat(self.start)  # as generate.start_micros reads it
+        except (ValueError, TypeError):
+            problems.append(f"start must be an ISO date such as 2026-01-05 (got {self.start!r})")
         if self.readiness not in ("min", "mean"):
             problems.append(f"readiness must be 'min' or 'mean' (got {self.readiness!r})")
         if not self.languages or not self.kinds:

@@ -201,9 +201,15 @@ class LearnerEnv:
         """
         u = self.user_index(user_id)
         items = [self.item_index(c) for c in content_ids]
+        # checked before anything changes: a bad ``now`` must not advance the call counter (forks
+        # replay identical draws by it) nor leave a practice dated before the user's last
+        t = self.seconds(now, u)
+        latest = float(self.state.last[u].max())
+        if t < latest - 1.0:  # the same slack as true_mastery: timestamps rounded on their way
+            raise ValueError(f"consume({user_id!r}, now={self.timestamp(t)}): before the user's latest practice "
+                             f"({self.timestamp(latest)}); the state only runs forward")
         rng = np.random.default_rng([self.seed, 4, u, int(self._calls[u])])
         self._calls[u] += 1
-        t = self.seconds(now, u)
         rows = np.array([u])
         rec: dict[str, list] = {k: [] for k in ("t", "rf", "dwell", "nh", "quiz")}
         for i in items:

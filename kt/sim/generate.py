@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -36,7 +37,6 @@ from kt.sim.world import (
 
 FORMAT_VERSION = 1
 ITEM_SLICE = 250_000
-PART_DIRS = ("events", "true_mastery", "learner_state")
 TABLE_FILES = (
     "topics.parquet", "prerequisites.parquet", "items.parquet", "folders.parquet",
     "folder_items.parquet", "users.parquet", "world.json",
@@ -212,12 +212,37 @@ def world_metadata(cfg: SimConfig, counts: dict) -> dict:
 
 
 def generate_world(config: SimConfig, out_dir: str | Path, progress: bool = False) -> WorldSummary:
-    """Generate the world of ``config`` into ``out_dir`` (its previous simulator outputs are replaced)."""
-    t0 = time.perf_counter()
+    """Generate the world of ``config`` into ``out_dir``.
+
+    An existing world there (a ``world.json``) is replaced: the new one is written into a scratch
+    directory beside it and moved in only when complete, so a failure leaves the old world whole;
+    files that are not simulator outputs stay. A non-empty directory without ``world.json`` is
+    refused: its ``events/`` (say) may be someone's own data.
+    """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for d in PART_DIRS:
-        shutil.rmtree(out / d, ignore_errors=True)
+    if out.is_dir() and any(out.iterdir()) and not (out / "world.json").exists():
+        raise ValueError(f"{out}: exists and is not a simulated world (no world.json); refusing to replace "
+                         "what is in it: choose another --out or empty it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.generating-", dir=out.parent))
+    try:
+        summary = _generate(config, scratch, progress)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    out.mkdir(exist_ok=True)
+    for entry in sorted(scratch.iterdir(), key=lambda p: p.name == "world.json"):  # world.json last
+        target = out / entry.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        entry.replace(target)
+    shutil.rmtree(scratch, ignore_errors=True)
+    summary.out_dir = str(out)
+    return summary
+
+
+def _generate(config: SimConfig, out: Path, progress: bool) -> WorldSummary:
+    t0 = time.perf_counter()
     start_us = start_micros(config)
     cat = make_catalog(config)
     n_pre = _write_topics(cat, out)

@@ -165,6 +165,8 @@ def make_catalog(cfg: SimConfig) -> Catalog:
     item_kind = rng.choice(len(kw), size=n, p=kw / kw.sum())
     difficulty = np.clip(0.1 + 0.75 * depth[item_topic] + rng.normal(0.0, 0.12, n), 0.01, 0.99)
     is_new = rng.random(n) < cfg.new_item_fraction
+    if is_new.all():  # a tiny catalog must keep one item from before day 0: the popular pool draws from them
+        is_new[0] = False
     created = np.where(
         is_new, rng.uniform(0.0, cfg.days * DAY, n), -rng.uniform(0.0, 365.0 * DAY, n)
     ).astype(np.int64).astype(np.float64)

@@ -323,3 +323,15 @@ def test_a_header_followed_only_by_blank_lines_is_an_empty_file(tmp_path):
     with pytest.raises(DataError) as ei:
         load_events(path, tmp_path)
     assert_data_error(ei.value, path, None, "-", "empty file")
+
+
+def test_a_parquet_part_without_rows_is_valid(tmp_path):
+    """A generated world can hold a part file with no rows (a user chunk without events)."""
+    from kt.sim import generate_world, preset
+
+    world = tmp_path / "world"
+    generate_world(preset("tiny"), world)
+    ev = pd.read_parquet(world / "events" / "part-00000.parquet")
+    ev.iloc[:0].to_parquet(world / "events" / "part-00001.parquet", index=False)
+    w = load_world(world)
+    assert len(w.events) == len(ev) and w.n_rejected == 0

@@ -161,3 +161,16 @@ def test_env_from_world_resumes_at_the_final_true_mastery(tiny_world):
     new, _ = env.consume(busy, ["c010", "c020"])
     assert not set(new.event_id) & set(history.event_id)
     assert new.timestamp.min() > history[history.user_id == busy].timestamp.max()
+
+
+def test_consume_before_the_latest_practice_changes_nothing(tiny_world):
+    env = LearnerEnv.from_world(tiny_world[0])
+    u = int(np.argmax(env.state.n_events))
+    user = env.user_ids()[u]
+    before = {name: getattr(env.state, name)[u].copy() for name in ("m", "last", "n_practice", "n_events", "clock")}
+    calls = int(env._calls[u])
+    with pytest.raises(ValueError, match="before the user's latest practice"):
+        env.consume(user, ["c000"], now=float(env.state.last[u].max()) - 3 * 86_400)
+    assert int(env._calls[u]) == calls  # forks would otherwise draw differently
+    for name, value in before.items():
+        np.testing.assert_array_equal(getattr(env.state, name)[u], value, err_msg=name)
