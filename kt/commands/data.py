@@ -39,7 +39,11 @@ def validate(args: argparse.Namespace) -> int:
     from kt.data.schema import SCHEMAS, DataError, get_schema
 
     path: Path = args.path
+    if args.table is not None and args.table not in SCHEMAS:
+        raise CLIError(f"--table {args.table!r}: unknown table; one of {', '.join(SCHEMAS)}")
     quarantine = args.quarantine or Settings.from_env().quarantine_dir_for(path)
+    if Path(quarantine).exists() and not Path(quarantine).is_dir():
+        raise CLIError(f"--quarantine {quarantine}: exists and is not a directory")
     try:
         if not path.exists():
             raise CLIError(f"{path}: not found")

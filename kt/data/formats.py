@@ -169,6 +169,12 @@ def read_pykt_file(path: str | Path, num_items: int | None = None, num_concepts:
     real = parsed["responses"] != PYKT_PAD
     # Padding must be a suffix of each row, otherwise lengths would not describe the rows.
     full_offsets = _offsets(width)
+    for col in ("concepts", "questions"):
+        # -1 is padding: at a position with a response it would become id 0, the padding index
+        hole = np.flatnonzero(real & (parsed[col] < 0)) if col in parsed else ()
+        if len(hole):
+            raise DataError(path, int(np.searchsorted(full_offsets, hole[0], "right")), col,
+                            "-1 (padding) at a position that has a response")
     lengths = np.add.reduceat(real.astype(np.int64), full_offsets[:-1]) if len(real) else np.zeros(n_rows, np.int64)
     lengths[width == 0] = 0
     padded = bool((~real).any())

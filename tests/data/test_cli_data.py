@@ -89,6 +89,15 @@ def test_defaults_quarantine_under_data_dir(world_dir, tmp_path, capsys, monkeyp
     assert (Settings.from_env().quarantine_dir_for(world_dir) / "events.rejected.csv").exists()
 
 
+def test_table_and_quarantine_options_are_checked(world_dir, tmp_path, capsys):
+    code, _, err = run(capsys, "validate", world_dir / "events.csv", "--table", "bogus")
+    assert code == 2 and "--table 'bogus': unknown table; one of" in err
+    a_file = tmp_path / "q.txt"
+    a_file.write_text("")
+    code, _, err = run(capsys, "validate", world_dir, "--quarantine", a_file)
+    assert code == 2 and "exists and is not a directory" in err
+
+
 @pytest.mark.parametrize("argv", [["validate"], ["convert", "a", "b", "--from", "xml", "--to", "akt"]])
 def test_usage_errors_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as ei:

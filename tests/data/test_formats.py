@@ -130,6 +130,9 @@ def test_bad_line_files_name_line_and_field(tmp_path):
     (read_pykt_file, 'fold,uid,concepts,responses\n0,u1,"1,2","1,0"\n0,u2\n', r"x.csv:2: concepts: no values"),
     (read_pykt_file, 'fold,uid,concepts,responses\n0,u1,"1,-5","1,0"\n', r"x.csv:1: concepts: -5 is below -1"),
     (read_pykt_file, 'fold,uid,concepts,responses\n', r"x.csv:-: -: no data rows"),
+    # -1 is padding: with a response it would silently become id 0, the padding index
+    (read_pykt_file, 'fold,uid,concepts,responses\n0,u1,"1,2","1,0"\n0,u2,"3,-1","1,1"\n',
+     r"x.csv:2: concepts: -1 \(padding\) at a position that has a response"),
 ])
 def test_malformed_ids_and_cells_name_the_line(tmp_path, reader, text, expected):
     p = tmp_path / "x.csv"
