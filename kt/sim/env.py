@@ -166,13 +166,18 @@ class LearnerEnv:
         """
         u = self.user_index(user_id)
         t = self.seconds(at, u)
+        self._not_in_the_past("true_mastery", user_id, u, t)
+        return self.state.mastery_at(np.array([u]), t, self.config)[0]
+
+    def _not_in_the_past(self, what: str, user_id: str, u: int, t: float) -> None:
+        """The state only runs forward: a time before the user's latest practice is an error."""
         latest = float(self.state.last[u].max())
         if t < latest - 1.0:  # 1 s of slack for timestamps rounded on their way through other layers
             raise ValueError(
-                f"true_mastery({user_id!r}, at={self.timestamp(t)}): before the user's latest practice "
-                f"({self.timestamp(latest)}); use kt.sim.env.read_true_mastery for past times"
+                f"{what}({user_id!r}, at={self.timestamp(t)}): before the user's latest practice "
+                f"({self.timestamp(latest)}); the state only runs forward (past mastery: "
+                "kt.sim.env.read_true_mastery)"
             )
-        return self.state.mastery_at(np.array([u]), t, self.config)[0]
 
     def set_mastery(self, user_id: str, mastery: np.ndarray, at: TimeLike = None) -> None:
         """Overwrite a user's latent mastery (floor lowered where needed); for experiments and tests."""
@@ -188,7 +193,9 @@ class LearnerEnv:
         """(n,) probability the user understands each item now (no state change)."""
         u = self.user_index(user_id)
         items = np.array([self.item_index(c) for c in content_ids], dtype=np.int64)
-        t = np.full(len(items), self.seconds(at, u))
+        at_s = self.seconds(at, u)
+        self._not_in_the_past("success_probability", user_id, u, at_s)  # it would answer for a later time
+        t = np.full(len(items), at_s)
         return success_probability(self.catalog, self.state, np.full(len(items), u), items, t)
 
     def consume(
@@ -204,10 +211,7 @@ class LearnerEnv:
         # checked before anything changes: a bad ``now`` must not advance the call counter (forks
         # replay identical draws by it) nor leave a practice dated before the user's last
         t = self.seconds(now, u)
-        latest = float(self.state.last[u].max())
-        if t < latest - 1.0:  # the same slack as true_mastery: timestamps rounded on their way
-            raise ValueError(f"consume({user_id!r}, now={self.timestamp(t)}): before the user's latest practice "
-                             f"({self.timestamp(latest)}); the state only runs forward")
+        self._not_in_the_past("consume", user_id, u, t)
         rng = np.random.default_rng([self.seed, 4, u, int(self._calls[u])])
         self._calls[u] += 1
         rows = np.array([u])

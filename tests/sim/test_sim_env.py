@@ -172,5 +172,7 @@ def test_consume_before_the_latest_practice_changes_nothing(tiny_world):
     with pytest.raises(ValueError, match="before the user's latest practice"):
         env.consume(user, ["c000"], now=float(env.state.last[u].max()) - 3 * 86_400)
     assert int(env._calls[u]) == calls  # forks would otherwise draw differently
+    with pytest.raises(ValueError, match="success_probability"):  # it used to answer for a later time
+        env.success_probability(user, ["c000"], at=float(env.state.last[u].max()) - 3 * 86_400)
     for name, value in before.items():
         np.testing.assert_array_equal(getattr(env.state, name)[u], value, err_msg=name)
