@@ -132,7 +132,8 @@ def run_score(args) -> int:
             # parts of an earlier run with more ranks would be read as users scored twice; no rank of
             # this run writes them, so rank 0 removes them
             for old in Path(args.out).glob("part-*.parquet"):
-                if old.stem.removeprefix("part-").isdigit() and int(old.stem.removeprefix("part-")) >= info.world_size:
+                rank = old.stem.removeprefix("part-")
+                if rank.isdigit() and int(rank) >= info.world_size:
                     old.unlink()
     try:
         # sharded: the rejected rows sit beside the parts, named so that Parquet readers skip them
