@@ -129,7 +129,7 @@ def _planner(world_dir: str, stamp: float):
 def _rebuilt(sv: Served, world_dir: str, user_id: str) -> pd.DataFrame:
     """The user's interactions, their tracker state built from them once (call under the lock):
     world files do not change while the app runs."""
-    inter = world(world_dir).user_interactions(user_id)
+    inter = world(world_dir).user_interactions(user_id, settings().outcome_rule())
     if user_id not in sv.ready:
         sv.tracker.rebuild(user_id, inter[["user_id", "content_id", "topic_id", "outcome", "timestamp"]])
         sv.ready.add(user_id)

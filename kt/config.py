@@ -53,6 +53,10 @@ class Settings:
     registered_model: name in the MLflow model registry; the API serves its ``champion`` alias.
     device: ``auto`` picks CUDA when present, else CPU.
     api_keys: accepted values of the ``X-API-Key`` header on /v1 routes.
+    outcome_rule_file: a YAML file of :class:`kt.data.outcome.OutcomeRule` fields (env
+      ``KT_OUTCOME_RULE``); None = the rule's defaults. Training, store loads, ingest, mastery and
+      the planner all label events with :meth:`outcome_rule`, so a served model sees events
+      labelled as its training data was.
     """
 
     home: Path = field(default_factory=_default_home)
@@ -65,6 +69,7 @@ class Settings:
     device: str = "auto"
     api_keys: tuple[str, ...] = ("dev-key",)
     seed: int = 0
+    outcome_rule_file: Path | None = None
 
     def __post_init__(self) -> None:
         home = Path(self.home).resolve()
@@ -95,6 +100,12 @@ class Settings:
         digest = hashlib.sha1(str(resolved).encode("utf-8", "surrogateescape")).hexdigest()[:8]
         return self.data_dir / "quarantine" / f"{resolved.name}-{digest}"
 
+    def outcome_rule(self):
+        """The :class:`kt.data.outcome.OutcomeRule` every command labels events with."""
+        from kt.data.outcome import OutcomeRule
+
+        return OutcomeRule() if self.outcome_rule_file is None else OutcomeRule.from_yaml(self.outcome_rule_file)
+
     def with_overrides(self, **kwargs) -> Settings:
         return replace(self, **{k: v for k, v in kwargs.items() if v is not None})
 
@@ -114,6 +125,7 @@ class Settings:
             ("KT_REGISTERED_MODEL", "registered_model", str),
             ("KT_DEVICE", "device", device_name),
             ("KT_SEED", "seed", _seed),
+            ("KT_OUTCOME_RULE", "outcome_rule_file", Path),
         ):
             if key in env and env[key] != "":
                 try:
@@ -125,7 +137,13 @@ class Settings:
             if not keys:  # e.g. ",," or "  ": neither every request refused nor the public dev key
                 raise SettingsError(f"KT_API_KEYS={env['KT_API_KEYS']!r}: no key in it (comma-separated keys)")
             kwargs["api_keys"] = keys
-        return cls(**kwargs)
+        settings = cls(**kwargs)
+        if settings.outcome_rule_file is not None:  # read now: a bad file is a setup error, not a mid-run one
+            try:
+                settings.outcome_rule()
+            except Exception as exc:  # missing file, YAML syntax, unknown or invalid fields
+                raise SettingsError(f"KT_OUTCOME_RULE={env['KT_OUTCOME_RULE']!r}: {str(exc).splitlines()[0]}") from None
+        return settings
 
 
 def resolve_device(requested: str = "auto") -> str:

@@ -159,7 +159,7 @@ def _mastery(settings: Settings, config: DemoConfig, world, world_dir: Path, ech
     catalog = TopicCatalog.build(loaded.model, loaded.item_vocab, loaded.concept_vocab, world.items,
                                  world.topics["topic_id"].astype(str).tolist(), cfg.panel_size)
     out_path = settings.data_dir / "mastery.parquet"
-    summary = score_world(loaded.model, catalog, world_dir, out_path, cfg)
+    summary = score_world(loaded.model, catalog, world_dir, out_path, cfg, rule=settings.outcome_rule())
     echo(f"  {summary.__dict__}")
     echo(f"  -> {out_path}")
     # a few of the most active users, estimated online and set beside their true mastery
@@ -167,7 +167,7 @@ def _mastery(settings: Settings, config: DemoConfig, world, world_dir: Path, ech
     users = counts.index[: config.show_users].tolist()
     tracker = MasteryTracker.from_loaded(loaded, world.items)
     events = world.events[world.events["user_id"].astype(str).isin(users)]
-    interactions, _ = events_to_interactions(events, world.items)
+    interactions, _ = events_to_interactions(events, world.items, settings.outcome_rule())
     for u in users:
         tracker.rebuild(u, interactions[interactions["user_id"].astype(str) == u])
     echo("  " + format_demo(demo_report(world_dir, tracker, users, top=6)).replace("\n", "\n  "))
@@ -180,7 +180,8 @@ def _load_store(settings: Settings, world_dir: Path, echo) -> dict[str, Any]:
 
     store = EventStore(settings.db_url)
     try:
-        report = load_world_into_store(store, world_dir, quarantine_dir=settings.quarantine_dir_for(world_dir))
+        report = load_world_into_store(store, world_dir, settings.outcome_rule(),
+                                       quarantine_dir=settings.quarantine_dir_for(world_dir))
     finally:
         store.close()
     echo(f"  {report.events_inserted:,} events stored ({report.events_duplicate:,} already there) -> {settings.db_url}")
@@ -196,7 +197,7 @@ def _recommend(settings: Settings, world, echo) -> str:
     loaded = load_champion(settings)
     user = str(world.events["user_id"].astype(str).value_counts().index[0])
     events = world.events[world.events["user_id"].astype(str) == user]
-    interactions, _ = events_to_interactions(events, world.items)
+    interactions, _ = events_to_interactions(events, world.items, settings.outcome_rule())
     tracker = MasteryTracker.from_loaded(loaded, world.items)
     tracker.rebuild(user, interactions)
     planner = Planner.from_world(world)
@@ -213,7 +214,7 @@ def _planner_eval(settings: Settings, config: DemoConfig, world_dir: Path, echo)
 
     result = compare_policies(
         world_dir, load_champion(settings),
-        EvalConfig(users=config.eval_users, steps=config.eval_steps, seed=config.seed),
+        EvalConfig(users=config.eval_users, steps=config.eval_steps, seed=config.seed), rule=settings.outcome_rule(),
     )
     path = settings.data_dir / "planner_eval.json"
     path.write_text(json.dumps(result, indent=2, default=float))

@@ -54,3 +54,19 @@ def test_demo_checks_its_options_before_replacing_the_world(monkeypatch, tmp_pat
     err = capsys.readouterr().err.strip()
     assert words in err and "\n" not in err and "Traceback" not in err
     assert (world / "world.json").exists()  # the demo used to delete it before finding the bad option
+
+
+def test_the_outcome_rule_is_a_setting(tmp_path, monkeypatch, capsys):
+    from kt.config import Settings, SettingsError
+
+    rule = tmp_path / "rule.yaml"
+    rule.write_text("outcome_rule:\n  read_understood: 0.6\n  ambiguous: zero\n")
+    s = Settings.from_env({"KT_HOME": str(tmp_path), "KT_OUTCOME_RULE": str(rule)})
+    assert s.outcome_rule().read_understood == 0.6 and s.outcome_rule().ambiguous == "zero"
+    assert Settings.from_env({"KT_HOME": str(tmp_path)}).outcome_rule().read_understood == 0.8  # the default
+    rule.write_text("read_understod: 0.6\n")  # misspelt: refused at start-up, naming the variable
+    with pytest.raises(SettingsError, match="KT_OUTCOME_RULE=.*unknown OutcomeRule key"):
+        Settings.from_env({"KT_HOME": str(tmp_path), "KT_OUTCOME_RULE": str(rule)})
+    monkeypatch.setenv("KT_OUTCOME_RULE", str(tmp_path / "missing.yaml"))
+    assert main(["store", "counts"]) == 2
+    assert "KT_OUTCOME_RULE=" in capsys.readouterr().err

@@ -33,7 +33,7 @@ user_id = st.selectbox(f"User ({found.total:,} match)", found.user_ids, key="use
                        index=found.user_ids.index(linked) if linked in found.user_ids else 0)
 
 # ------------------------------------------------------------------ highlight timeline
-timeline = world.highlight_timeline(user_id)
+timeline = world.highlight_timeline(user_id, services.settings().outcome_rule())
 langs = ", ".join(world.user_languages(user_id)) or "?"
 st.subheader(f"Highlights of {user_id}")
 st.caption(f"{len(timeline):,} events; languages: {langs}")

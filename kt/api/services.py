@@ -212,7 +212,7 @@ def build_services(settings: Settings, config: ApiConfig, metrics: ApiMetrics,
     )
     paths = PathCache(config.path_cache_size, store if config.shared_path_cache else None,
                       namespace=_plan_namespace(settings, config, world.planner.config))
-    services = Services(settings=settings, config=config, store=store, metrics=metrics, rule=OutcomeRule(),
+    services = Services(settings=settings, config=config, store=store, metrics=metrics, rule=settings.outcome_rule(),
                         world=world, models=models, paths=paths, mastery_states=states,
                         plan_limiter=anyio.CapacityLimiter(max(1, config.plan_concurrency)),
                         lookup_limiter=anyio.CapacityLimiter(max(1, config.lookup_concurrency)))

@@ -123,7 +123,7 @@ def run_score(args) -> int:
     from kt.mastery.batch import score_world
     from kt.train.distributed import barrier, cleanup_distributed, init_distributed
 
-    _, loaded, world, _, catalog, cfg = _setup(args)
+    settings, loaded, world, _, catalog, cfg = _setup(args)
     info = init_distributed(loaded.model.device.type)
     out = Path(args.out)
     if info.enabled:
@@ -141,7 +141,7 @@ def run_score(args) -> int:
         summary = score_world(loaded.model, catalog, world, out, cfg, chunk_users=args.chunk_users,
                               batch_users=args.batch_users, rank=info.rank, world_size=info.world_size,
                               practiced_only=args.practiced_only, decay_check=not args.no_decay_check,
-                              rejected_path=rejected)  # fmt: skip
+                              rejected_path=rejected, rule=settings.outcome_rule())  # fmt: skip
         barrier()
     finally:
         cleanup_distributed()
@@ -154,7 +154,7 @@ def run_quality(args) -> int:
 
     settings, loaded, world, _, catalog, cfg = _setup(args)
     report = evaluate_quality(loaded.model, catalog, world, cfg, split_seed=settings.seed,
-                              max_users=args.max_users, bkt=not args.no_bkt)  # fmt: skip
+                              max_users=args.max_users, bkt=not args.no_bkt, rule=settings.outcome_rule())  # fmt: skip
     print(format_report(report))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -168,8 +168,8 @@ def run_show(args) -> int:
     from kt.mastery.quality import load_interactions
     from kt.mastery.tracker import MasteryTracker
 
-    _, loaded, world, _, catalog, cfg = _setup(args)
-    inter = load_interactions(world)
+    settings, loaded, world, _, catalog, cfg = _setup(args)
+    inter = load_interactions(world, settings.outcome_rule())
     inter = inter[inter["user_id"].isin(args.user)]
     unknown = sorted(set(args.user) - set(inter["user_id"]))
     if unknown:

@@ -91,7 +91,7 @@ def run(args) -> int:
     from kt.planner import Planner, PlannerConfig, render_path
 
     events = world.events[world.events["user_id"].astype(str) == args.user]
-    interactions, _ = events_to_interactions(events, world.items)
+    interactions, _ = events_to_interactions(events, world.items, settings.outcome_rule())
     tracker = MasteryTracker.from_loaded(loaded, world.items)
     tracker.rebuild(args.user, interactions)
     try:

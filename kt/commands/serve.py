@@ -102,7 +102,8 @@ def _load_world(settings, world_dir) -> None:
 
     store = EventStore(settings.db_url)
     try:
-        report = load_world_into_store(store, world_dir, quarantine_dir=settings.quarantine_dir_for(world_dir))
+        report = load_world_into_store(store, world_dir, settings.outcome_rule(),
+                                       quarantine_dir=settings.quarantine_dir_for(world_dir))
     except DataError as exc:
         raise CLIError(str(exc)) from None
     finally:

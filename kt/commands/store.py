@@ -33,7 +33,8 @@ def run_load(args: argparse.Namespace) -> int:
     store = EventStore(settings.db_url)
     try:
         world_dir = Path(args.world).resolve()
-        report = load_world_into_store(store, world_dir, quarantine_dir=settings.quarantine_dir_for(world_dir))
+        report = load_world_into_store(store, world_dir, settings.outcome_rule(),
+                                       quarantine_dir=settings.quarantine_dir_for(world_dir))
     except DataError as exc:
         raise CLIError(str(exc)) from None
     finally:

@@ -145,7 +145,7 @@ def load_world_dataset(
     world_dir = world_dir.resolve()
     name = _world_name(world_dir, settings)
     world = load_world(world_dir, quarantine_dir=settings.quarantine_dir_for(world_dir))
-    rule = rule or OutcomeRule()
+    rule = rule or settings.outcome_rule()
     interactions, report = events_to_interactions(world.events, world.items, rule)
     item_vocab = Vocab(sorted(world.items["content_id"].astype(str)))
     concept_vocab = Vocab(sorted(world.topics["topic_id"].astype(str)))

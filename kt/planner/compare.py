@@ -20,9 +20,11 @@ def compare_policies(
     loaded: Any,
     config: EvalConfig | None = None,
     planner_config: Any = None,
+    rule: Any = None,
 ) -> dict[str, Any]:
     """Run random, popularity, Pixie-only, KT-greedy and our planner from identical simulated
-    starting states. ``loaded``: a :class:`kt.models.checkpoint.LoadedModel` (e.g. the champion).
+    starting states. ``loaded``: a :class:`kt.models.checkpoint.LoadedModel` (e.g. the champion);
+    ``rule``: the :class:`kt.data.outcome.OutcomeRule` labelling the events (default: its defaults).
 
     Returns ``{"results": [...], "best_baseline_e_p", "planner_over_best_baseline", "table"}``.
     """
@@ -36,7 +38,7 @@ def compare_policies(
     config = config or EvalConfig()
     world_dir = Path(world_dir)
     world = load_world(world_dir)
-    interactions, _ = events_to_interactions(world.events, world.items)
+    interactions, _ = events_to_interactions(world.events, world.items, rule)
     catalog = Catalog.from_world(world)
     graph = ItemFolderGraph.from_world(world, catalog)
     dag = PrerequisiteGraph.from_frame(world.prerequisites, world.topics["topic_id"])
@@ -50,7 +52,7 @@ def compare_policies(
 
     planner = Planner(catalog, graph, dag, planner_config or PlannerConfig())
     policies = [*baseline_policies(planner, world.events["content_id"].value_counts()), PlannerPolicy(planner, "planner")]
-    results = [run_policy(p, env, setup, planner, world.items, tracker, config) for p in policies]
+    results = [run_policy(p, env, setup, planner, world.items, tracker, config, rule) for p in policies]
     base = best_baseline(results)
     ours = next(r.e_p for r in results if r.policy == "planner")
     return {
