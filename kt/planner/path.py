@@ -225,25 +225,33 @@ class Planner:
         unknown = [g for g in goals if g not in self.prerequisites.parents and cat.topics.get(g) < 0]
         if unknown:
             raise ValueError(f"goal_topics: unknown topic id(s) {unknown}")
+        if isinstance(languages, str):  # one code, not its characters
+            languages = [languages]
+        if languages is not None and not len(languages):  # nothing asked: infer, as with None
+            languages = None
         if languages is not None and not len(cat.language_codes(languages)):
             # no item is in any of the languages asked for: nothing to recommend (an unknown code
             # must not read as "no language filter")
             return LearningPath(user_id=str(user_id), languages=[str(x) for x in languages], goal_topics=goals)
+        if len(self.graph.item_degree) < len(cat):  # items added through Catalog.add_items directly
+            self.graph.grow(len(cat))
         req = self._request(user_id, history, languages, now)
         if cfg.difficulty_slope > 0 and not isinstance(learner, DifficultyAdjusted):
             learner = DifficultyAdjusted(learner, cat, cfg.difficulty_slope)
         states = self.topic_states(user_id, learner, now)
-        # a few spare targets: a topic can come out empty or blocked; with goals, the whole goal
-        # path (a handful of topics), since its topics' unseen items run out one by one
-        spare = n_bundles + 3 + (len(states) if goals else 0)
-        queue = select_targets(states, self.prerequisites, req.interests, cfg, spare, goals)
+        # every ranked target: a topic can come out empty (no unseen items in the user's languages,
+        # or a parent area without items of its own) or blocked, and the next ones must then fill
+        # the path; pools are built up front for the first few (with goals, the whole goal path: its
+        # topics' unseen items run out one by one), lazily for the rest
+        queue = select_targets(states, self.prerequisites, req.interests, cfg, len(states), goals)
         # when the goal chain has nothing left to offer (deferred targets included), fall back to
         # the ready fringe
-        fallback = select_targets(states, self.prerequisites, req.interests, cfg, n_bundles + 3) if goals else []
+        fallback = select_targets(states, self.prerequisites, req.interests, cfg, len(states)) if goals else []
         walk_pos = self._walk_positions(req.walk.items)
-        pools = {t.topic_id: self._pool(t.topic_id, req, walk_pos) for t in queue}
+        upfront = queue if goals else queue[: n_bundles + 3]
+        pools = {t.topic_id: self._pool(t.topic_id, req, walk_pos) for t in upfront}
         if not pools and fallback:
-            pools = {t.topic_id: self._pool(t.topic_id, req, walk_pos) for t in fallback}
+            pools = {t.topic_id: self._pool(t.topic_id, req, walk_pos) for t in fallback[: n_bundles + 3]}
         p_of = self._predict(user_id, learner, np.concatenate([*pools.values(), np.zeros(0, np.int64)]), {})
         path = LearningPath(
             user_id=str(user_id), languages=[cat.languages.tokens[c] for c in req.languages], goal_topics=goals,
@@ -265,7 +273,7 @@ class Planner:
                 pool = pools[target.topic_id] = self._pool(target.topic_id, req, walk_pos)
                 p_of = self._predict(user_id, learner, pool, p_of)
             pool = pool[~np.isin(pool, np.fromiter(taken, np.int64, len(taken)))]
-            if len(pool) == 0:
+            if len(pool) < cfg.min_bundle:  # a bundle is min_bundle..max_bundle items: too few here now
                 continue
             p = np.array([p_of[int(i)] for i in pool])
             # a topic whose prerequisite already has a bundle earlier in this path is a later step:
@@ -345,9 +353,12 @@ class Planner:
     ) -> tuple[list[tuple[int, float, Target]], dict[int, float]]:
         """Interleaved spaced review: ``n`` items from the prerequisite ancestors of the target (and
         of the goals) that were practised before and have the lowest confidence, each the unseen
-        item nearest the band centre."""
+        item nearest the band centre. Never a topic that needs the target (it comes later on the
+        path), nor the goal itself: a bundle reviews what its topic builds on."""
         cfg, pre = self.config, self.prerequisites
-        related = set(pre.ancestors(target.topic_id)).union(*(pre.ancestors(g) | {g} for g in goals)) - {target.topic_id}
+        own = pre.ancestors(target.topic_id)
+        related = set(own).union(*(pre.ancestors(g) for g in goals)) - {target.topic_id}
+        related = {t for t in related if t in own or target.topic_id not in pre.ancestors(t)}
         practised = [t for t in related if t in states and states[t].stage != "new"
                      and states[t].mastery >= cfg.review_min_mastery]
         practised.sort(key=lambda t: (states[t].confidence, states[t].mastery, t))
@@ -364,8 +375,10 @@ class Planner:
             p = np.nan_to_num(np.array([p_of[int(i)] for i in pool]), nan=0.0)
             j = int(np.argmin(np.abs(p - centre)))
             st = states[t]
-            why = f"spaced review of prerequisite (confidence {st.confidence:.2f})"
+            of = target.topic_id if t in own else ", ".join(g for g in goals if t in pre.ancestors(g))
+            why = f"spaced review of a prerequisite of {of} (confidence {st.confidence:.2f})"
             out.append((int(pool[j]), float(p[j]), Target(t, "review", st.stage, st.mastery, 0.0, why)))
+            taken = taken | {int(pool[j])}  # an item on two review topics is picked once
         return out, p_of
 
     def _weakest_prerequisite(self, target: Target, states: dict[str, TopicState], done: set[str], best_p: float) -> Target | None:

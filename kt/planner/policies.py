@@ -127,7 +127,8 @@ class KTGreedyPolicy:
         topics = sorted({cat.topics.tokens[int(t)] for t in cat.primary_topic[items]}, key=lambda t: (m.get(t, 0.0), t))
         topic = cat.topics.get(topics[0])  # largest headroom, prerequisites ignored
         cand = items[cat.primary_topic[items] == topic]
-        if len(cand) > self.pool:
+        if len(cand) > self.pool:  # stratified by difficulty, as the planner samples its topic pools
+            cand = cand[np.argsort(cat.difficulty[cand], kind="stable")]
             cand = cand[np.linspace(0, len(cand) - 1, self.pool).round().astype(np.int64)]
         p = np.nan_to_num(np.asarray(learner.predict_success(req.user_id, cat.content_ids[cand].tolist()), float), nan=0.0)
         centre = sum(self.band) / 2

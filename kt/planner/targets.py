@@ -72,11 +72,12 @@ def topic_states(frame: pd.DataFrame | None, topics: Iterable[str], config: Plan
 
 
 def is_mastered(state: TopicState, config: PlannerConfig) -> bool:
-    """Mastered by the model's stage, or by mastery when backed by ``ready_min_obs`` observations."""
-    if state.stage == "mastered":
-        return True
+    """Mastered by the model's stage or by mastery, either backed by ``ready_min_obs`` observations
+    (a model's "mastered" after fewer is its prior guess too, not evidence)."""
     guessed = config.ready_min_obs > 0 and state.n_obs is not None and state.n_obs < config.ready_min_obs
-    return state.stage != "needs_review" and state.mastery >= config.mastered_threshold and not guessed
+    if guessed:
+        return False
+    return state.stage == "mastered" or (state.stage != "needs_review" and state.mastery >= config.mastered_threshold)
 
 
 def readiness(topic: str, states: dict[str, TopicState], prereqs: PrerequisiteGraph, min_obs: int = 0) -> float:

@@ -58,3 +58,15 @@ def test_topic_pool_is_sampled_from_unseen_items_so_it_does_not_run_dry():
         ts = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(len(seen), unit="h")
         hist = pd.concat([hist, pd.DataFrame({"content_id": b.content_ids, "timestamp": [ts] * 3})], ignore_index=True)
     assert len(set(seen)) == 15
+
+
+def test_a_mastered_stage_without_evidence_is_not_mastered():
+    """A model's "mastered" after fewer than ready_min_obs observations is its prior guess: the
+    topic stays on the goal's path instead of being skipped as known."""
+    from kt.planner.targets import TopicState, is_mastered
+
+    cfg = PlannerConfig(ready_min_obs=3)
+    assert not is_mastered(TopicState(0.9, "mastered", n_obs=0), cfg)
+    assert is_mastered(TopicState(0.9, "mastered", n_obs=3), cfg)
+    assert is_mastered(TopicState(0.9, "mastered"), cfg)  # a model that does not count observations
+    assert not is_mastered(TopicState(0.95, "needs_review", n_obs=10), cfg)
