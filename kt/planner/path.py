@@ -273,7 +273,14 @@ class Planner:
                 pool = pools[target.topic_id] = self._pool(target.topic_id, req, walk_pos)
                 p_of = self._predict(user_id, learner, pool, p_of)
             pool = pool[~np.isin(pool, np.fromiter(taken, np.int64, len(taken)))]
-            if len(pool) < cfg.min_bundle:  # a bundle is min_bundle..max_bundle items: too few here now
+            if len(pool) == 0:
+                continue
+            if len(pool) < cfg.min_bundle and target.topic_id not in deferred and queue:
+                # a bundle is min_bundle..max_bundle items: full bundles from the other targets first,
+                # this short one only if the path is still not full (better than no bundle at all)
+                deferred.add(target.topic_id)
+                done.discard(target.topic_id)
+                queue.append(target)
                 continue
             p = np.array([p_of[int(i)] for i in pool])
             # a topic whose prerequisite already has a bundle earlier in this path is a later step:
