@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from kt.config import Settings
+from kt.data.schema import primary_topics
 
 MASTERY_SCORES = ("mastery.parquet", "mastery")  # under Settings.data_dir: one file or part files
 POLICY_METRICS = ("e_p", "success_rate", "coverage", "diversity")
@@ -214,7 +215,7 @@ class WorldIndex:
         ev = self.user_events(user_id)
         items = self.table("items", ["content_id", "title", "kind", "language", "topics", "difficulty"])
         out = ev.merge(items, on="content_id", how="left")
-        out["topic_id"] = out["topics"].astype(str).str.split("|").str[0]
+        out["topic_id"] = primary_topics(out["topics"])
         out["outcome"] = (rule or OutcomeRule()).label(ev) if len(ev) else pd.Series(dtype=float)
         names = self.topic_names()
         out["topic"] = out["topic_id"].map(names).fillna(out["topic_id"])

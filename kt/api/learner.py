@@ -86,7 +86,7 @@ class ServedLearner:
         df = df[df["outcome"].notna()]
         topics = self.store.item_topics(df["content_id"].unique())
         df = df.assign(
-            topic_id=df["content_id"].map(lambda c: topics.get(c, "").split("|", 1)[0] or None),
+            topic_id=df["content_id"].map(lambda c: topics.get(c, "").split("|", 1)[0].strip() or None),
             outcome=df["outcome"].astype(int),
         )
         # an item that has left the catalog has no topic: its interactions cannot be traced

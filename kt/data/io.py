@@ -40,6 +40,7 @@ from kt.data.schema import (
     Column,
     DataError,
     TableSchema,
+    primary_topics,
 )
 
 __all__ = ["DataError", "LoadResult", "World", "load_table", "load_world", "validate_events", "find_table_path"]
@@ -559,7 +560,7 @@ class World:
 
     def primary_topic(self) -> pd.Series:
         """content_id -> primary topic id (the first of ``items.topics``)."""
-        return pd.Series(self.items["topics"].map(lambda v: _split(v)[0]).to_numpy(), index=self.items["content_id"].to_numpy())
+        return pd.Series(primary_topics(self.items["topics"]).to_numpy(), index=self.items["content_id"].to_numpy())
 
     def item_topics(self) -> pd.DataFrame:
         """Long table (content_id, topic_id, rank) with rank 0 for the primary topic."""

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from kt.data.schema import primary_topics
 from kt.data.sequences import KTSequences, Vocab
 
 AMBIGUOUS_POLICIES = ("drop", "zero", "one")
@@ -129,9 +130,7 @@ def events_to_interactions(
     fill = {"zero": 0.0, "one": 1.0}.get(rule.ambiguous)
     if fill is not None:
         label = np.where(ambiguous, fill, label)
-    primary = pd.Series(
-        items["topics"].astype(str).str.split("|").str[0].str.strip().to_numpy(), index=items["content_id"].to_numpy()
-    )
+    primary = pd.Series(primary_topics(items["topics"]).to_numpy(), index=items["content_id"].to_numpy())
     topic = events["content_id"].map(primary)
     unknown = topic.isna().to_numpy()
     keep = ~np.isnan(label) & ~unknown

@@ -91,6 +91,13 @@ class TableSchema:
         return next(c for c in self.columns if c.name == name)
 
 
+def primary_topics(topics: pd.Series) -> pd.Series:
+    """The primary topic of each ``items.topics`` value: its first ``|``-separated element, stripped
+    as the contract reads list elements (``"t1 | t2"`` is t1). One rule for every layer: copies of
+    it that forgot the strip misread such items."""
+    return topics.astype(str).str.split(LIST_SEPARATOR, n=1).str[0].str.strip()
+
+
 KINDS = ("article", "paper", "video", "book", "podcast")
 
 TOPICS = TableSchema(

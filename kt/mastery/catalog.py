@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from kt.data.schema import primary_topics
 from kt.data.sequences import Vocab
 from kt.models.base import KTModel
 
@@ -33,8 +34,7 @@ def _primary_topics(item_topics: Mapping[str, object] | pd.DataFrame) -> dict[st
     ``|``-separated, first is primary; a ``topic_id`` column is also accepted)."""
     if isinstance(item_topics, pd.DataFrame):
         if "topics" in item_topics.columns:
-            # stripped, as the data contract reads list elements ("t1 | t2" is t1 then t2)
-            prim = item_topics["topics"].astype(str).str.split("|", n=1).str[0].str.strip()
+            prim = primary_topics(item_topics["topics"])
         elif "topic_id" in item_topics.columns:
             prim = item_topics["topic_id"].astype(str).str.strip()
         else:
