@@ -153,9 +153,12 @@ class _HistoryWriter:
         self.tids = pa.array(topic_ids(cat.n_topics), type=pa.string())
         self.events = tb.PartWriter(out / "events" / f"part-{part:05d}.parquet", tb.EVENTS)
         self.mastery = tb.PartWriter(out / "true_mastery" / f"part-{part:05d}.parquet", tb.TRUE_MASTERY)
+        self.filed: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (folder, item, t) of events with a folder
 
     def __call__(self, hist: ChunkHistory) -> None:
         cfg, lo = self.cat.config, self.users.lo
+        has_folder = hist.folder >= 0
+        self.filed.append((hist.folder[has_folder], hist.item[has_folder], hist.t[has_folder]))
         event_ids = [f"e{u}-{n}" for u, n in zip((hist.user + lo).tolist(), hist.seq.tolist(), strict=True)]
         self.events.write(
             pa.table(
@@ -174,6 +177,21 @@ class _HistoryWriter:
                 schema=tb.TRUE_MASTERY,
             )
         )  # fmt: skip
+
+    def new_folder_links(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(folder, item, added) of the links the chunk's events filed that the folders did not hold
+        at day 0, each at its first filing: a folder grows with what its owner files into it."""
+        users, n_items = self.users, self.cat.config.n_items
+        folder = np.concatenate([f for f, _, _ in self.filed] or [np.zeros(0, np.int64)])
+        item = np.concatenate([i for _, i, _ in self.filed] or [np.zeros(0, np.int64)])
+        t = np.concatenate([x for _, _, x in self.filed] or [np.zeros(0)])
+        held = np.repeat(np.arange(len(users.folder_topic)), np.diff(users.folder_item_ptr)) * n_items + users.folder_items
+        key = folder.astype(np.int64) * n_items + item.astype(np.int64)
+        order = np.lexsort((t, key))  # per link, earliest filing first
+        key, t = key[order], t[order]
+        first = np.diff(key, prepend=-1) != 0
+        new = first & ~np.isin(key, held)
+        return key[new] // n_items, key[new] % n_items, t[new]
 
     def close(self) -> tuple[int, int]:
         self.events.close()
@@ -259,6 +277,11 @@ def _generate(config: SimConfig, out: Path, progress: bool) -> WorldSummary:
         fids = _write_users(cat, users, writers, start_us)
         history = _HistoryWriter(cat, users, fids, out, part, start_us)
         st = simulate_chunk(cat, users, part, history)
+        folder, item, added = history.new_folder_links()
+        writers["folder_items"].write(
+            pa.table({"folder_id": tb.take(fids, folder), "content_id": content_ids(item, config.n_items),
+                      "added_at": tb.timestamps(start_us, added)}, schema=tb.FOLDER_ITEMS)
+        )  # fmt: skip
         ne, nt = history.close()
         _write_state(cat, users, st, out, part)
         n_events += ne

@@ -94,6 +94,13 @@ def test_world_is_internally_consistent(tiny_world):
     assert ev.event_id.is_unique and len(ev) == summary.n_events
     assert set(ev.content_id) <= set(items.content_id)
     assert set(ev.folder_id.dropna()) <= set(folders.folder_id)
+    # a folder holds what its owner filed into it, from the first filing on
+    filed = ev.dropna(subset=["folder_id"]).groupby(["folder_id", "content_id"]).timestamp.min().rename("first_filed")
+    links = filed.reset_index().merge(fitems, on=["folder_id", "content_id"], how="left")
+    assert links.added_at.notna().all()
+    assert (links.added_at <= links.first_filed).all()
+    grown = fitems.added_at > start
+    assert grown.any() and set(fitems[grown].set_index(["folder_id", "content_id"]).index) <= set(filed.index)
     assert ev.groupby("user_id").timestamp.apply(lambda s: s.is_monotonic_increasing and s.is_unique).all()
     created = items.set_index("content_id").created_at
     assert (ev.timestamp.to_numpy() >= created.loc[ev.content_id].to_numpy()).all()  # no reading the future
