@@ -88,10 +88,15 @@ class Served:
 @st.cache_resource(show_spinner="Loading the champion model…", max_entries=2)
 def served(world_dir: str, tracking_uri: str, registered_model: str, version: int, stamp: float) -> Served:
     from kt.mastery.tracker import MasteryTracker
+    from kt.models.checkpoint import OutcomeRuleMismatch, check_outcome_rule
     from kt.train.tracking import load_model_uri
 
     s = settings().with_overrides(mlflow_tracking_uri=tracking_uri, registered_model=registered_model)
     loaded = load_model_uri(s, f"models:/{registered_model}/{version}")
+    try:
+        check_outcome_rule(loaded, s.outcome_rule())
+    except OutcomeRuleMismatch as exc:
+        raise MissingPiece(f"champion {registered_model} version {version}: {exc}") from None
     w = world(world_dir)
     tracker = MasteryTracker.from_loaded(loaded, w.table("items", ["content_id", "topics"]), model_version=str(version),
                                          topics=w.topics["topic_id"].astype(str).tolist())  # fmt: skip

@@ -174,10 +174,12 @@ def _plan_namespace(settings: Settings, config: ApiConfig, planner: PlannerConfi
 
 
 def build_tracker_extras(store: EventStore, states: MasteryStateStore, world: ServingWorld, version: int, loaded,
-                         cache_size: int) -> dict:
+                         cache_size: int, rule: OutcomeRule) -> dict:
     """The mastery tracker (and its log-coherent learner) for one champion version."""
     from kt.mastery.tracker import MasteryTracker
+    from kt.models.checkpoint import check_outcome_rule
 
+    check_outcome_rule(loaded, rule)  # a mismatching champion is not swapped in (reported on /readyz)
     generation = world.generation  # first: items arriving while this builds are caught up at the swap
     items = world.items
     added = world.items_since(0)
@@ -196,6 +198,7 @@ def build_services(settings: Settings, config: ApiConfig, metrics: ApiMetrics,
     store = EventStore(settings.db_url)
     world = ServingWorld.from_store(store, planner_config)
     states = MasteryStateStore(store.url)
+    rule = settings.outcome_rule()
 
     def catch_up_items(served: Served) -> None:
         # items added while this tracker was being built (runs under swap_lock)
@@ -205,14 +208,15 @@ def build_services(settings: Settings, config: ApiConfig, metrics: ApiMetrics,
 
     models = ModelService(
         settings,
-        build=lambda version, loaded: build_tracker_extras(store, states, world, version, loaded, config.mastery_cache_size),
+        build=lambda version, loaded: build_tracker_extras(store, states, world, version, loaded,
+                                                           config.mastery_cache_size, rule),
         poll_seconds=config.champion_poll_seconds,
         before_swap=catch_up_items,
         on_swap=lambda served: (metrics.model_version.set(served.version), metrics.model_swaps.inc()),
     )
     paths = PathCache(config.path_cache_size, store if config.shared_path_cache else None,
                       namespace=_plan_namespace(settings, config, world.planner.config))
-    services = Services(settings=settings, config=config, store=store, metrics=metrics, rule=settings.outcome_rule(),
+    services = Services(settings=settings, config=config, store=store, metrics=metrics, rule=rule,
                         world=world, models=models, paths=paths, mastery_states=states,
                         plan_limiter=anyio.CapacityLimiter(max(1, config.plan_concurrency)),
                         lookup_limiter=anyio.CapacityLimiter(max(1, config.lookup_concurrency)))

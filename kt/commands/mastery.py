@@ -73,6 +73,7 @@ def _setup(args):
     from kt.cli import CLIError
     from kt.config import Settings, usable_device
     from kt.mastery.catalog import TopicCatalog
+    from kt.models.checkpoint import check_outcome_rule
 
     settings = Settings.from_env()
     try:
@@ -101,6 +102,7 @@ def _setup(args):
             from kt.train.tracking import load_champion
 
             loaded = load_champion(settings, map_location=device)
+        check_outcome_rule(loaded, settings.outcome_rule())
     except (FileNotFoundError, ValueError, LookupError) as exc:
         raise CLIError(str(exc)) from None
     if loaded.concept_vocab is None:

@@ -72,6 +72,7 @@ def run(args) -> int:
     from kt.data.io import load_world
     from kt.data.outcome import events_to_interactions
     from kt.data.schema import DataError
+    from kt.models.checkpoint import check_outcome_rule
 
     try:
         world = load_world(world_dir, quarantine_dir=settings.quarantine_dir_for(world_dir))
@@ -84,6 +85,10 @@ def run(args) -> int:
     if args.user not in set(users):
         raise CLIError(f"user {args.user!r} is not in {world_dir / 'users.parquet'}")
     loaded = _load_model(args, settings)
+    try:
+        check_outcome_rule(loaded, settings.outcome_rule())
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     if loaded.concept_vocab is None:
         raise CLIError("the model carries no concept vocabulary; the planner needs topic ids as concepts")
 

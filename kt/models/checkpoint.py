@@ -112,6 +112,27 @@ class LoadedModel:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+class OutcomeRuleMismatch(ValueError):
+    """The model learnt from outcomes labelled by another rule than the one serving labels with."""
+
+
+def check_outcome_rule(loaded: LoadedModel, rule) -> None:
+    """Refuse to serve ``loaded`` on events labelled by ``rule`` (a :class:`kt.data.outcome.OutcomeRule`)
+    when it was trained on highlight events labelled by another rule: "understood" would then mean
+    one thing in the model's weights and another in what it is fed, and its mastery would drift
+    without any error. Models trained on data without a rule (pyKT response logs) pass."""
+    trained = (loaded.meta.get("meta") or {}).get("outcome_rule")
+    if not isinstance(trained, dict):
+        return
+    current = rule.to_dict()
+    differ = [f"{k} {trained.get(k)!r} in training, {v!r} now" for k, v in current.items() if k in trained and trained[k] != v]
+    if differ:
+        name = (loaded.meta.get("meta") or {}).get("data") or loaded.meta.get("model_name", "the model")
+        raise OutcomeRuleMismatch(
+            f"model trained on {name!r} labelled events with another outcome rule ({'; '.join(differ)}): "
+            "set KT_OUTCOME_RULE to the rule it was trained with, or train a model on this rule")
+
+
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """The raw checkpoint dict (for resuming); raises ValueError naming the file if unreadable."""
     path = Path(path)

@@ -82,6 +82,7 @@ def run_training(
             "data": data_name, "fold": fold, "train_sequences": len(splits.train),
             "train_interactions": splits.train.num_interactions,
             "valid_interactions": splits.valid.num_interactions,
+            **{f"outcome_rule.{k}": v for k, v in (splits.meta.get("outcome_rule") or {}).items()},
         })
         tracker.set_tags({f"system.{k}": v for k, v in system_info().items()})
     meta = {"data": data_name, "fold": fold, "dataset": _plain_meta(splits.meta)}

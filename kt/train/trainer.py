@@ -368,6 +368,9 @@ def train(
         raise ValueError("resume=True needs a checkpoint_dir")
     item_vocab, concept_vocab = split_vocabs(splits)
     run_meta = dict(meta or {})
+    rule = (getattr(splits, "meta", None) or {}).get("outcome_rule")
+    if isinstance(rule, dict):  # highlight data: serving must label events the same way (check_outcome_rule)
+        run_meta.setdefault("outcome_rule", dict(rule))
 
     seed_everything(config.seed)
     model = build_for_data(config, splits).to(device)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from api_helpers import make_settings, spawned_children
+from api_helpers import API_KEY, make_settings, spawned_children
 
 from kt.api.warm import warm_paths, warm_store
 from kt.cli import main
@@ -151,3 +151,17 @@ def test_a_killed_warm_process_fails_the_run_in_one_line(served_home, loaded_db,
     assert last.startswith("kt warm-paths: error: warm-up process") and "exited with status -9 before finishing" in last, err
     assert "Traceback" not in err
     assert not any(Path(f"/proc/{p}").exists() for p in children)  # the other one was stopped too
+
+
+def test_a_champion_trained_with_another_outcome_rule_is_not_served(served_home, loaded_db, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from kt.api import create_app
+
+    (tmp_path / "rule.yaml").write_text("highlights_understood: 4\n")
+    settings = make_settings(served_home[0], loaded_db).with_overrides(outcome_rule_file=tmp_path / "rule.yaml")
+    with pytest.raises(RuntimeError, match="highlights_understood 2 in training, 4 now"):
+        warm_store(settings, processes=1, limit=1, log=lambda _: None)
+    with TestClient(create_app(settings), raise_server_exceptions=False, headers={"X-API-Key": API_KEY}) as c:
+        ready = c.get("/readyz")
+        assert ready.status_code == 503 and "another outcome rule" in ready.json()["detail"]["model_error"]

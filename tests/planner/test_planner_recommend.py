@@ -43,3 +43,24 @@ def test_recommend_prints_a_path_with_reasons(tiny, tmp_path, monkeypatch, capsy
     # a language no item is in would filter nothing without a word
     rc = main(["recommend", "--user", user, "--world", str(tiny["dir"]), "--checkpoint", str(ckpt), "--lang", "zz"])
     assert rc == 2 and "no items in zz" in capsys.readouterr().err
+
+
+def test_recommend_refuses_a_model_trained_with_another_outcome_rule(tiny, tmp_path, monkeypatch, capsys):
+    from kt.data.outcome import OutcomeRule
+
+    monkeypatch.setenv("KT_HOME", str(tmp_path))
+    world = tiny["world"]
+    items = Vocab(sorted(world.items["content_id"].astype(str)))
+    topics = Vocab(sorted(world.topics["topic_id"].astype(str)))
+    model = build_model("dkt", num_items=len(items), num_concepts=len(topics), dim=8, hidden=8)
+    ckpt = save_checkpoint(tmp_path / "model.pt", model, item_vocab=items, concept_vocab=topics,
+                           meta={"data": "world", "outcome_rule": OutcomeRule().to_dict()})
+    user = str(world.events["user_id"].value_counts().index[0])
+    args = ["recommend", "--user", user, "--world", str(tiny["dir"]), "--checkpoint", str(ckpt), "--size", "3"]
+    assert main(args) == 0  # served with the rule it was trained with
+    capsys.readouterr()
+    (tmp_path / "rule.yaml").write_text("read_understood: 0.6\n")
+    monkeypatch.setenv("KT_OUTCOME_RULE", str(tmp_path / "rule.yaml"))
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "read_understood 0.8 in training, 0.6 now" in err and "Traceback" not in err

@@ -31,3 +31,28 @@ def test_unreadable_files_name_the_path(tmp_path):
         read_checkpoint(other)
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "absent.pt")
+
+
+def test_training_records_the_outcome_rule_and_serving_refuses_another(tiny_splits, tmp_path):
+    import dataclasses
+
+    from kt.data.outcome import OutcomeRule
+    from kt.models.checkpoint import OutcomeRuleMismatch, check_outcome_rule
+    from kt.train.trainer import TrainConfig, train
+
+    strict = OutcomeRule(read_understood=0.9, ambiguous="zero")
+    splits = dataclasses.replace(tiny_splits, meta={**tiny_splits.meta, "outcome_rule": strict.to_dict()})
+    cfg = TrainConfig(model="dkt", model_params={"dim": 8, "hidden": 8}, max_epochs=1, device="cpu", amp=False,
+                      progress=False)
+    loaded = load_checkpoint(train(cfg, splits, checkpoint_dir=tmp_path).checkpoint_path)
+    assert loaded.meta["meta"]["outcome_rule"] == strict.to_dict()
+    check_outcome_rule(loaded, strict)  # the rule it was trained with
+    with pytest.raises(OutcomeRuleMismatch) as err:
+        check_outcome_rule(loaded, OutcomeRule())
+    msg = str(err.value)
+    assert "read_understood 0.9 in training, 0.8 now" in msg and "ambiguous 'zero' in training, 'drop' now" in msg
+    assert "KT_OUTCOME_RULE" in msg
+    # response logs (pyKT data) carry no rule: nothing to compare
+    bare = load_checkpoint(save_checkpoint(tmp_path / "bare.pt", build_model("dkt", num_items=5, num_concepts=5,
+                                                                                dim=8, hidden=8)))
+    check_outcome_rule(bare, OutcomeRule(read_understood=0.5))
