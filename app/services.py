@@ -156,12 +156,16 @@ def _user_mastery(world_dir: str, stamp: float, user_id: str, version: int, max_
     return now, timeline
 
 
-def user_path(world_dir: str, user_id: str, version: int, n_bundles: int, bundle_size: int):
-    return _user_path(world_dir, _stamp(world_dir), user_id, version, n_bundles, bundle_size)
+def user_path(world_dir: str, user_id: str, version: int, n_bundles: int, bundle_size: int,
+              goals: tuple[str, ...] = (), languages: tuple[str, ...] = ()):
+    """``languages`` empty: inferred from what the user reads, as the planner does (the page preselects
+    the user's own)."""
+    return _user_path(world_dir, _stamp(world_dir), user_id, version, n_bundles, bundle_size, goals, languages)
 
 
 @st.cache_data(show_spinner="Planning a learning path…", max_entries=64)
-def _user_path(world_dir: str, stamp: float, user_id: str, version: int, n_bundles: int, bundle_size: int):
+def _user_path(world_dir: str, stamp: float, user_id: str, version: int, n_bundles: int, bundle_size: int,
+               goals: tuple[str, ...], languages: tuple[str, ...]):
     """(LearningPath as a dict, its item table)."""
     sv = current_served()
     w = world(world_dir)
@@ -169,7 +173,8 @@ def _user_path(world_dir: str, stamp: float, user_id: str, version: int, n_bundl
     with sv.lock:
         _rebuilt(sv, world_dir, user_id)
         path = planner(world_dir).plan(user_id, sv.tracker, history if len(history) else None, n_bundles=n_bundles,
-                                       bundle_size=bundle_size, languages=w.user_languages(user_id) or None)  # fmt: skip
+                                       bundle_size=bundle_size, languages=list(languages) or None,
+                                       goal_topics=list(goals) or None)  # fmt: skip
     return path.to_dict(), insights.path_table(path)
 
 

@@ -101,9 +101,21 @@ st.dataframe(table[["topic", "topic_id", "stage", "mastery", "confidence", "n_ob
 
 # ------------------------------------------------------------------ learning path
 st.subheader("Recommended learning path")
-path, items = services.user_path(world_dir, user_id, served.version, 3, 5)
+# the same request `kt recommend` and GET /v1/users/{id}/path take: goals, languages, bundles, size
+catalog_langs = sorted(world.items["language"].astype(str).unique())
+own_langs = [x for x in world.user_languages(user_id) if x in catalog_langs]
+c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
+goals = c1.multiselect("Goal topics", sorted(names), format_func=lambda t: f"{names[t]} ({t})", key="path_goals",
+                       placeholder="none: the user's ready fringe and reviews")
+langs = c2.multiselect("Languages", catalog_langs, default=own_langs, key=f"path_langs_{user_id}",
+                       placeholder="from what the user reads")
+n_bundles = c3.number_input("Bundles", min_value=1, max_value=10, value=3, key="path_bundles")
+size = c4.number_input("Items per bundle", min_value=3, max_value=10, value=5, key="path_size")
+path, items = services.user_path(world_dir, user_id, served.version, int(n_bundles), int(size), tuple(goals),
+                                 tuple(langs))
 if not path["bundles"]:
-    st.info("The planner found nothing to recommend for this user.")
+    st.info("The planner found nothing to recommend for this user"
+            + (f" in {', '.join(langs)}." if langs else "."))
     st.stop()
 for i, b in enumerate(path["bundles"], start=1):
     with st.expander(f"Bundle {i}: {b['topic_name']} [{b['stage']}] ({b['source']})", expanded=i == 1):

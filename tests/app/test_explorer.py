@@ -77,6 +77,20 @@ def test_user_page(app_env):
         at.selectbox(key="whatif_bundle").select_index(1).run()
         _ok(at, "User")
         assert at.dataframe[-1].value["in_bundle"].any()
+    # the path request as kt recommend takes it: a goal, the languages, how many bundles of what size
+    prereqs = pd.read_parquet(home / "data" / "world" / "prerequisites.parquet")
+    goal = str(prereqs["topic_id"].value_counts().idxmax())
+    lang = at.multiselect(key=f"path_langs_{user}").value[0]
+    at.multiselect(key="path_goals").set_value([goal])
+    at.multiselect(key=f"path_langs_{user}").set_value([lang])
+    at.number_input(key="path_bundles").set_value(2)
+    at.number_input(key="path_size").set_value(3).run()
+    _ok(at, "User")
+    bundles = [e.label for e in at.expander]
+    assert 1 <= len(bundles) <= 2, bundles
+    assert all(b.endswith(("(goal)", "(review)", "(prerequisite)")) for b in bundles), bundles
+    shown = pd.concat([d.value for d in at.dataframe if "predicted_success" in d.value.columns])
+    assert set(shown["language"]) == {lang} and len(shown) <= 2 * 3
 
 
 def test_a_user_without_events_still_gets_a_starting_path(app_env):
