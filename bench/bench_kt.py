@@ -141,6 +141,11 @@ def speed_ratios(rows: list[dict]) -> dict[str, float]:
     return out
 
 
+def _load_average() -> list[float] | None:
+    """1, 5 and 15 minute load: on a shared box, what else was running while it measured."""
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--job", help=argparse.SUPPRESS)
@@ -174,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             jobs += [{**base, "kind": "ours", "model": m} for m in args.models.split(",") if m]
             if dataset == "assist2015":
                 jobs += [{**base, "kind": "pykt", "model": m} for m in args.peers.split(",") if m]
+    load_at_start = _load_average()
     rows = []
     for job in jobs:
         t0 = time.time()
@@ -189,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     stem = f"kt_{mode}_{dev}{('_' + args.tag) if args.tag else ''}"
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {"mode": mode, "device": device, "machine": platform.platform(), "cpus": os.cpu_count(),
-            "max_epochs": max_epochs, "patience": args.patience, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            "max_epochs": max_epochs, "patience": args.patience, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "load_average": {"start": load_at_start, "end": _load_average()}}
     try:
         import torch
 
@@ -199,7 +206,10 @@ def main(argv: list[str] | None = None) -> int:
         pass
     (RESULTS / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows, "speed_ratio": speed_ratios(rows)}, indent=2, default=float))
     md = markdown(rows, args.throughput)
-    (RESULTS / f"{stem}.md").write_text(f"### KT benchmark ({mode}, {meta['device']}{', ' + meta['gpu'] if 'gpu' in meta else ''}; {meta['when']})\n\n{md}\n")
+    load = meta["load_average"]
+    (RESULTS / f"{stem}.md").write_text(
+        f"### KT benchmark ({mode}, {meta['device']}{', ' + meta['gpu'] if 'gpu' in meta else ''}; {meta['when']})\n\n"
+        f"Load average at the start {load['start']}, at the end {load['end']}.\n\n{md}\n")
     print(md)
     return 0
 

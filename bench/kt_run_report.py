@@ -28,6 +28,19 @@ PYKT_PUBLISHED = {
 }
 
 
+def machine_line(report: dict) -> str:
+    """Where and when the run happened, from its report (reports written before they carried it: a
+    note that says so, rather than nothing)."""
+    sysinfo = report.get("system")
+    if not sysinfo:
+        return "Machine and time: not recorded (a report from before `kt train` wrote them)."
+    gpu = sysinfo.get("gpu_name", "none")
+    where = f"{sysinfo.get('platform')}, {sysinfo.get('cpu_count')} CPUs" + (f", {gpu}" if gpu != "none" else "")
+    load = report.get("load_average")
+    return (f"Machine: {where}; torch {sysinfo.get('torch_version')}; finished {report.get('finished_at', '?')}"
+            + (f"; load average at the end {load}." if load else "."))
+
+
 def render(report: dict, command: str) -> str:
     hist = report["history"]
     best = report["best_epoch"]
@@ -50,6 +63,8 @@ def render(report: dict, command: str) -> str:
         f"### KT protocol run: our {model.upper()} on {data}, fold {report['fold']}, {stopped}, {batching} ({report['device']})",
         "",
         f"`{command}`",
+        "",
+        machine_line(report),
         "",
         "| model | epochs (best) | median s/epoch (incl. validation) | valid AUC | test AUC | test ACC | window test AUC | window test ACC | pyKT published (5-fold mean) |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -88,6 +103,7 @@ def render_folds(reports: list[dict], command: str) -> str:
     )
     return "\n".join([
         f"### KT protocol, {len(reports)} folds: our {model.upper()} on {data} ({reports[0]['device']})", "",
+        *sorted({machine_line(r) for r in reports}), "",
         f"`{command}`", "", *rows, "", verdict, "",
     ])
 

@@ -11,6 +11,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,7 @@ def run_training(
 def write_report(result: TrainResult, out: Path, data_name: str, fold: int, config: TrainConfig) -> Path:
     """metrics.json and one reliability plot per test split, in ``out``."""
     from kt.train.metrics import plot_reliability
+    from kt.train.tracking import system_info
 
     out.mkdir(parents=True, exist_ok=True)
     for split, (y, p) in result.test_predictions.items():
@@ -135,6 +137,9 @@ def write_report(result: TrainResult, out: Path, data_name: str, fold: int, conf
         "test": result.test_metrics, "history": result.history, "device": result.device,
         "world_size": result.world_size,
         "checkpoint": str(result.checkpoint_path) if result.checkpoint_path else None,
+        # where and when: a report read later (bench/kt_run_report.py) says what machine it speaks for
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"), "system": system_info(result.device),
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }
     path = out / "metrics.json"
     path.write_text(json.dumps(report, indent=2, default=float))

@@ -6,6 +6,7 @@ The dataset is an ``assist2015_pykt`` look-alike written into tmp_path (syntheti
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,6 +59,16 @@ def test_train_evaluate_promote(env, capsys):
     report = json.loads((out / "metrics.json").read_text())
     assert set(report["test"]) == {"test", "test_window"} and report["fold"] == 0
     assert (out / "best.pt").is_file() and (out / "reliability_test.png").is_file()
+    # the report says where and when it ran, and the bench's run report shows it
+    import os
+    import sys
+
+    assert report["system"]["cpu_count"] == os.cpu_count() and report["finished_at"].startswith("20")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from bench.kt_run_report import machine_line
+
+    assert f"{os.cpu_count()} CPUs" in machine_line(report) and report["finished_at"] in machine_line(report)
+    assert "not recorded" in machine_line({k: v for k, v in report.items() if k != "system"})
     # the run's params say what was trained: the built model's fields, not only the overrides
     from kt.config import Settings
     from kt.train.tracking import _client
