@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -254,20 +255,34 @@ class RejectedEvents:
     def __init__(self, path: Path | None) -> None:
         self.path = path  # None: count only (the ranks that do not write the file)
         self.count = 0
-        if path is not None and path.exists():
-            path.unlink()  # describes this run only
+        # written beside the final file and moved in by commit(): a failed run leaves the last
+        # complete run's file, never a part of this one's
+        self._scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp") if path is not None else None
 
     def add(self, ev: pd.DataFrame, reasons: dict[int, tuple[str, str]]) -> None:
-        if self.path is None:
+        if self._scratch is None:
             self.count += len(reasons)
             return
         idx = sorted(reasons)
         rows = ev.iloc[idx].copy()
         rows["_field"] = [reasons[i][0] for i in idx]
         rows["_reason"] = [reasons[i][1] for i in idx]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        rows.to_csv(self.path, mode="a", header=self.count == 0, index=False)
+        self._scratch.parent.mkdir(parents=True, exist_ok=True)
+        rows.to_csv(self._scratch, mode="a", header=self.count == 0, index=False)
         self.count += len(rows)
+
+    def commit(self) -> None:
+        """The file now describes this run: its rejected events, or none (an older file is removed)."""
+        if self.path is None:
+            return
+        if self.count:
+            os.replace(self._scratch, self.path)
+        else:
+            self.path.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        if self._scratch is not None:
+            self._scratch.unlink(missing_ok=True)
 
 
 def score_world(
@@ -307,6 +322,7 @@ def score_world(
     t_max = -math.inf
     n_inter = 0
     out_path = Path(out_path)
+    scratch = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
     default_path = out_path.with_name(out_path.stem + ".rejected.csv")
     rejected = RejectedEvents((Path(rejected_path) if rejected_path else default_path) if rank == 0 else None)
     try:
@@ -327,10 +343,11 @@ def score_world(
             w.close()
         now_s = t_max if now is None else _seconds(now)
         as_of = pd.Timestamp(now_s, unit="s", tz="UTC") if math.isfinite(now_s) else pd.Timestamp.now("UTC")
-        # pass 2: score bucket by bucket, append to the output
+        # pass 2: score bucket by bucket into a file beside the output, moved in once complete (a
+        # failed run leaves the previous output whole, not a readable file with part of the users)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         n_rows = n_users = 0
-        with pq.ParquetWriter(out_path, OUTPUT_SCHEMA) as out:
+        with pq.ParquetWriter(scratch, OUTPUT_SCHEMA) as out:
             for b in sorted(writers):
                 inter = pq.read_table(work / f"bucket-{b}.parquet").to_pandas()
                 scored = score_interactions(model, catalog, inter, config, now_s, batch_users, practiced_only, decay_check)
@@ -338,10 +355,14 @@ def score_world(
                 out.write_table(pa.Table.from_pandas(scored, schema=OUTPUT_SCHEMA, preserve_index=False))
                 n_rows += len(scored)
                 n_users += scored["user_id"].nunique()
+        os.replace(scratch, out_path)
+        rejected.commit()
     finally:
         for w in writers.values():
             w.close()
         shutil.rmtree(work, ignore_errors=True)
+        scratch.unlink(missing_ok=True)
+        rejected.discard()
     return ScoreSummary(str(out_path), rank, world_size, n_users, n_inter, n_rows, n_buckets, str(as_of),
                         time.perf_counter() - t0, rejected.count, str(rejected.path) if rejected.count and rejected.path else None)  # fmt: skip
 

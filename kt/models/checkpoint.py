@@ -93,8 +93,12 @@ def save_checkpoint(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:  # e.g. disk full: no half-written temp file left beside the checkpoints
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

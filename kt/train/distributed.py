@@ -86,6 +86,15 @@ def gather_concat(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     return tuple(np.concatenate([g[i] for g in gathered]) for i in range(len(arrays)))
 
 
+def gather_objects(obj: Any) -> list[Any]:
+    """Every rank's ``obj`` in rank order (every rank gets the list; ``[obj]`` without DDP)."""
+    if not is_distributed():
+        return [obj]
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
 def all_reduce_sum(values: list[float], device: torch.device | str = "cpu") -> list[float]:
     """Sum scalars across ranks (train loss and counts)."""
     if not is_distributed():

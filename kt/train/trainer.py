@@ -30,9 +30,9 @@ from tqdm.auto import tqdm
 from kt.config import device_name, usable_device
 from kt.data.sequences import KTSequences, Vocab
 from kt.models.base import KTModel, ModelConfig, ModelConfigError, get_model_class
-from kt.models.checkpoint import read_checkpoint, save_checkpoint, set_rng_state
+from kt.models.checkpoint import read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from kt.train.batching import PaddedBatcher, batch_loader
-from kt.train.distributed import DistInfo, all_reduce_sum, barrier, init_distributed
+from kt.train.distributed import DistInfo, all_reduce_sum, barrier, gather_objects, init_distributed
 from kt.train.evaluate import _autocast, evaluate, predict
 from kt.train.metrics import binary_metrics
 
@@ -300,6 +300,14 @@ def _check_same_batch_plan(path: Path, saved: dict[str, Any], config: TrainConfi
                          "settings (e.g. --set batching=...) or start a new run")
 
 
+def _check_same_world_size(path: Path, saved: int | None, now: int) -> None:
+    """Under DDP each optimizer step averages one batch per process: resuming with another
+    number of processes would change the effective batch (and the shares) half-way through."""
+    if saved is not None and int(saved) != now:
+        raise ValueError(f"{path}: the run was trained by {saved} process(es), not {now}; resume with "
+                         f"--nproc {saved} (or torchrun --nproc_per_node {saved}) or start a new run")
+
+
 def _check_same_optimizer(path: Path, saved: dict[str, Any], config: TrainConfig) -> None:
     """A changed lr (say) would be logged as the run's but not used: the restored optimizer
     state puts the old one back."""
@@ -387,6 +395,7 @@ def train(
         _check_same_batch_plan(ckpt_dir / LAST_CHECKPOINT, state.get("train_config") or {}, config)
         _check_same_model(ckpt_dir / LAST_CHECKPOINT, state["model_config"], model.config)
         _check_same_optimizer(ckpt_dir / LAST_CHECKPOINT, state.get("train_config") or {}, config)
+        _check_same_world_size(ckpt_dir / LAST_CHECKPOINT, state["meta"].get("world_size"), dist_info.world_size)
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):
@@ -399,7 +408,12 @@ def train(
         history = list(progress.get("history", []))
         if (ckpt_dir / BEST_CHECKPOINT).is_file():
             best_state = read_checkpoint(ckpt_dir / BEST_CHECKPOINT, map_location=device)["state_dict"]
-        if state.get("rng"):
+        # each rank resumes its own random stream (dropout masks differ per rank); a checkpoint
+        # from before per-rank states were kept has rank 0's only
+        per_rank = state["meta"].get("rng_per_rank")
+        if per_rank and len(per_rank) == dist_info.world_size:
+            set_rng_state(per_rank[dist_info.rank])
+        elif state.get("rng"):
             set_rng_state(state["rng"])
 
     ema = WeightAverage(model, config.ema_decay) if config.ema_decay > 0 else None
@@ -504,6 +518,7 @@ def train(
                 f"acc {row['valid_acc']:.4f} ({epoch_seconds:.1f}s, {row['train_interactions_per_second']:.0f} int/s)",
                 file=sys.stderr,
             )
+        rank_rngs = gather_objects(rng_state()) if dist_info.enabled else None  # every rank takes part
         if is_main and ckpt_dir is not None:
             common = dict(
                 item_vocab=item_vocab, concept_vocab=concept_vocab, train_config=config.to_dict(),
@@ -513,7 +528,9 @@ def train(
             if improved:
                 save_checkpoint(ckpt_dir / BEST_CHECKPOINT, model, epoch=epoch, state_dict=best_state,
                                 meta={**run_meta, "progress": progress}, **common)
-            last_meta = {**run_meta, "progress": progress}
+            last_meta = {**run_meta, "progress": progress, "world_size": dist_info.world_size}
+            if rank_rngs is not None:
+                last_meta["rng_per_rank"] = rank_rngs
             if ema is not None:
                 last_meta["ema_state"] = ema.state()
             save_checkpoint(ckpt_dir / LAST_CHECKPOINT, model, epoch=epoch, meta=last_meta, **common)

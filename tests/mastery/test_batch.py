@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 
 from kt.cli import main
 from kt.mastery import MasteryConfig, MasteryTracker, TopicCatalog, score_world
@@ -112,7 +113,8 @@ def test_decay_check_only_adds_review_stages(trained, items, topics, interaction
     assert (with_check.loc[differ, "stage"] == "needs_review").all()
 
 
-def test_events_that_break_the_contract_are_kept_aside_not_scored(tmp_path, world, trained, items, topics):
+def test_events_that_break_the_contract_are_kept_aside_not_scored(tmp_path, world, trained, items, topics,
+                                                                  monkeypatch):
     import shutil
 
     _, loaded = trained
@@ -138,6 +140,29 @@ def test_events_that_break_the_contract_are_kept_aside_not_scored(tmp_path, worl
     rank1 = score_world(loaded.model, cat, bad_world, tmp_path / "r1.parquet", rank=1, world_size=2)
     assert rank1.n_rejected == 3 and rank1.rejected_path is None
     assert not (tmp_path / "r1.rejected.csv").exists()
+    # a run that fails half-way leaves the last complete run's output and rejected file whole
+    import kt.mastery.batch as batch
+
+    before = pd.read_parquet(summary.out)
+    real, calls = batch.score_interactions, []
+
+    def fails_on_the_second_bucket(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("out of memory")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "score_interactions", fails_on_the_second_bucket)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        score_world(loaded.model, cat, bad_world, tmp_path / "bad.parquet", chunk_users=10)
+    assert len(calls) == 2
+    pd.testing.assert_frame_equal(pd.read_parquet(summary.out), before)
+    assert len(pd.read_csv(summary.rejected_path)) == 3
+    assert sorted(x.name for x in tmp_path.iterdir() if x.name.startswith(".")) == []  # no scratch files left
+    # a later clean run into the same file has no rejected file beside it
+    monkeypatch.undo()
+    again = score_world(loaded.model, cat, world, tmp_path / "bad.parquet")
+    assert again.n_rejected == 0 and not Path(summary.rejected_path).exists()
 
 
 def test_a_csv_world_scores_like_its_parquet_original(tmp_path, world, trained, items, topics):

@@ -17,6 +17,23 @@ from conftest import make_splits  # noqa: E402
 from kt.train.trainer import TrainConfig, train  # noqa: E402
 
 
+def resume(out: Path) -> None:
+    """3 epochs straight, and 1 epoch then resumed to 3, with dropout (each rank its own masks)."""
+    rank = int(os.environ["RANK"])
+
+    def config(epochs: int) -> TrainConfig:
+        return TrainConfig(model="dkt", model_params={"dim": 16, "hidden": 16, "dropout": 0.3}, lr=1e-2,
+                           batch_size=16, max_epochs=epochs, device="cpu", max_len=30, seed=7, progress=False)
+
+    splits = make_splits()
+    straight = train(config(3), splits, checkpoint_dir=out / "straight")
+    train(config(1), splits, checkpoint_dir=out / "resumed")
+    resumed = train(config(3), splits, checkpoint_dir=out / "resumed", resume=True)
+    for name, res in (("straight", straight), ("resumed", resumed)):
+        torch.save(res.model.state_dict(), out / f"{name}_weights_rank{rank}.pt")
+        (out / f"{name}_rank{rank}.json").write_text(json.dumps([h["valid_auc"] for h in res.history]))
+
+
 def main(out: Path) -> None:
     rank = int(os.environ["RANK"])
     model = os.environ.get("KT_TEST_MODEL", "dkt")
@@ -38,4 +55,10 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    if len(sys.argv) > 2 and sys.argv[2] == "resume":
+        resume(Path(sys.argv[1]))
+        from kt.train.distributed import cleanup_distributed
+
+        cleanup_distributed()
+    else:
+        main(Path(sys.argv[1]))

@@ -56,3 +56,20 @@ def test_training_records_the_outcome_rule_and_serving_refuses_another(tiny_spli
     bare = load_checkpoint(save_checkpoint(tmp_path / "bare.pt", build_model("dkt", num_items=5, num_concepts=5,
                                                                                 dim=8, hidden=8)))
     check_outcome_rule(bare, OutcomeRule(read_understood=0.5))
+
+
+def test_a_failed_save_leaves_no_temp_file_and_the_old_checkpoint(tmp_path, monkeypatch):
+    import errno
+
+    model = build_model("dkt", num_items=5, num_concepts=5, dim=8, hidden=8)
+    path = save_checkpoint(tmp_path / "last.pt", model, epoch=1)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        save_checkpoint(path, model, epoch=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+    monkeypatch.undo()
+    assert read_checkpoint(path)["epoch"] == 1
