@@ -22,6 +22,7 @@ import csv
 import io
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -428,6 +429,63 @@ def _check_header(path: Path, columns: list[str], schema: TableSchema) -> None:
 
 
 # ----------------------------------------------------------------------------- public API
+@dataclass
+class RawBatch:
+    """Rows of one file of a table, as read (CSV as text; not yet validated): ``frame`` with a
+    ``_row`` column (the row's number in ``file``, as the quarantine reports it), and the rows that
+    could not be parsed at all (``{column values..., "_row", "_code", "_reason"}``)."""
+
+    file: Path
+    frame: pd.DataFrame
+    malformed: list[dict]
+
+
+def iter_table_batches(path: str | Path, schema: TableSchema, batch_rows: int = 262_144,
+                       columns: list[str] | None = None) -> Iterator[RawBatch]:
+    """Stream a table (a file or a folder of parts) in batches, each file's header checked as
+    :func:`load_table` checks it. Parquet parts are read ``batch_rows`` at a time; a CSV file is read
+    whole through the same exact parser as :func:`load_table` (malformed rows reported, not fatal),
+    then cut into batches. ``columns``: only these (those the file has)."""
+    import pyarrow.parquet as pq
+
+    for f in table_files(Path(path)):
+        if f.suffix == ".parquet":
+            if f.stat().st_size == 0:
+                raise DataError(f, None, "-", "empty file")
+            try:
+                pf = pq.ParquetFile(f)
+            except Exception as exc:  # several pyarrow types for corrupt/truncated files
+                raise DataError(f, None, "-", f"cannot read Parquet (truncated or corrupt?): {str(exc).splitlines()[0]}") from None
+            names = pf.schema_arrow.names
+            _check_raw_columns(f, names, schema)
+            cols = [c for c in (columns or names) if c in names]
+            first = 1
+            for rb in pf.iter_batches(batch_size=batch_rows, columns=cols):
+                frame = rb.to_pandas()
+                frame["_row"] = np.arange(first, first + len(frame), dtype=np.int64)
+                first += len(frame)
+                yield RawBatch(f, frame, [])
+        elif f.suffix == ".csv":
+            raw, malformed = _read_csv_raw(f, schema)
+            _check_raw_columns(f, [c for c in raw.columns if c != "_row"], schema)
+            keep = [c for c in (columns or list(raw.columns)) if c in raw.columns and c != "_row"] + ["_row"]
+            bad = [{**values, "_row": row, "_code": code, "_reason": reason} for row, code, reason, values in malformed]
+            if not len(raw):
+                yield RawBatch(f, raw[keep], bad)
+            for start in range(0, len(raw), batch_rows):
+                yield RawBatch(f, raw[keep].iloc[start : start + batch_rows].reset_index(drop=True),
+                               bad if start == 0 else [])
+        else:
+            raise DataError(f, None, "-", "unsupported file type (expected .csv or .parquet)")
+
+
+def _check_raw_columns(path: Path, columns: list[str], schema: TableSchema) -> None:
+    _check_header(path, columns, schema)
+    missing = [c for c in schema.required_columns if c not in columns]
+    if missing:
+        raise DataError(path, None, missing[0], f"missing required column(s): {', '.join(missing)}")
+
+
 def load_table(
     path: str | Path,
     schema: TableSchema,
@@ -456,10 +514,7 @@ def load_table(
             raw, malformed = _read_csv_raw(f, schema)
         else:
             raise DataError(f, None, "-", "unsupported file type (expected .csv or .parquet)")
-        _check_header(f, [c for c in raw.columns if c != "_row"], schema)
-        missing = [c for c in schema.required_columns if c not in raw.columns]
-        if missing:
-            raise DataError(f, None, missing[0], f"missing required column(s): {', '.join(missing)}")
+        _check_raw_columns(f, [c for c in raw.columns if c != "_row"], schema)
         raw["_file"] = str(f)
         frames.append(raw)
         for row, code, reason, values in malformed:
@@ -571,11 +626,14 @@ class World:
 
 
 def find_table_path(world_dir: Path, name: str) -> Path | None:
-    """``<name>/`` (part files), ``<name>.parquet`` or ``<name>.csv`` inside ``world_dir``."""
-    for cand in (world_dir / name, world_dir / f"{name}.parquet", world_dir / f"{name}.csv"):
-        if cand.exists():
-            return cand
-    return None
+    """``<name>/`` (part files), ``<name>.parquet`` or ``<name>.csv`` inside ``world_dir``. More than one
+    of them is an error: reading one would leave the other's rows out without a word."""
+    found = [c for c in (world_dir / name, world_dir / f"{name}.parquet", world_dir / f"{name}.csv") if c.exists()]
+    if len(found) > 1:
+        shown = " and ".join(c.name + ("/" if c.is_dir() else "") for c in found)
+        raise DataError(world_dir, None, "-", f"the {name} table is there twice ({shown}); keep one, or move the "
+                                              f"rows of one into the other")
+    return found[0] if found else None
 
 
 def load_world(world_dir: str | Path, quarantine_dir: str | Path | None = None, *, now: pd.Timestamp | None = None) -> World:

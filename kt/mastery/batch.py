@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from kt.data.schema import EVENTS
@@ -148,71 +147,80 @@ def _rows(user_ids, topic_ids, mastery, n_obs, last, pm, now_s, config, practice
 
 
 # --------------------------------------------------------------- world scoring
-NO_FUTURE_CHECK = pd.Timestamp("2200-01-01", tz="UTC")  # a simulated world's clock may run ahead of ours
 def iter_interactions(world_dir: Path, items: pd.DataFrame, rule=None, batch_rows: int = 262_144,
                       rejected: RejectedEvents | None = None) -> Iterator[pd.DataFrame]:
     """Stream the world's events as interactions (user_id, content_id, topic_id, t, outcome).
 
-    Each batch is checked against the events contract (:func:`kt.data.io.validate_events`: types,
-    ranges, timestamps, known content ids; a repeated event_id counts once, across batches too):
-    rows that fail go to ``rejected`` (kept aside, never scored) instead of being scored or dropped.
+    Each batch is checked against the events contract as ``kt data validate`` checks it
+    (:func:`kt.data.io.validate_events`: types, ranges, timestamps not in the future, known
+    content, user and folder ids where the world has those tables; a repeated event_id counts
+    once, across batches too; a CSV row that cannot be parsed): rows that fail go to ``rejected``
+    (kept aside with their file, row, field and reason, never scored) instead of being scored or
+    dropped. Parquet parts stream; a CSV events file is read whole (as the validator reads it).
     """
-    from kt.data.io import validate_events
+    from kt.data.io import iter_table_batches, validate_events
     from kt.data.outcome import events_to_interactions
 
-    events_dir, dataset = events_dataset(world_dir)
-    cols = [c for c in EVENTS.column_names if c in dataset.schema.names]
+    events_path = events_table_path(world_dir)
     known_items = set(items["content_id"])
-    repeated = _repeated_event_hashes(dataset) if "event_id" in cols else np.zeros(0, np.uint64)
+    known_users, known_folders = _known_ids(world_dir, "users", "user_id"), _known_ids(world_dir, "folders", "folder_id")
+    repeated = _repeated_event_hashes(events_path, batch_rows)
     seen_repeats: set[str] = set()  # ids, not hashes: a hash collision costs a lookup, never an event
+    now = pd.Timestamp.now(tz="UTC")  # one reference for the whole run
     n_unrecorded = 0
-    for rb in dataset.to_batches(columns=cols, batch_size=batch_rows):
-        ev = rb.to_pandas()
-        if ev.empty:
-            continue
-        ok, bad = validate_events(ev, known_content_ids=known_items, seen_event_ids=None, now=NO_FUTURE_CHECK)
-        keep = np.zeros(len(ev), bool)
-        keep[ok["index"].to_numpy()] = True
-        typed = ok.set_index("index")  # the contract's types, also for CSV text
-        reasons = {r["index"]: (r["field"], r["reason"]) for r in bad}
-        if len(repeated):  # later copies of an event_id seen in an earlier batch
-            ids = ev["event_id"].astype(str)
-            h = _id_hashes(ids)
-            for i in np.flatnonzero(keep & np.isin(h, repeated)):
-                if ids.iat[i] in seen_repeats:
-                    keep[i] = False
-                    reasons[int(i)] = ("event_id", "duplicate event_id (an earlier copy was scored)")
-                seen_repeats.add(ids.iat[i])
-        if rejected is not None and reasons:
-            rejected.add(ev, reasons)
-        n_unrecorded += len(reasons) if rejected is None else 0
-        inter, _ = events_to_interactions(typed.loc[np.flatnonzero(keep)], items, rule)
-        inter["t"] = series_to_seconds(inter["timestamp"])
-        yield inter[INTERACTION_FIELDS]
+    for batch in iter_table_batches(events_path, EVENTS, batch_rows):
+        ev = batch.frame
+        bad_rows = [dict(m, _field="-") for m in batch.malformed]
+        if len(ev):
+            ok, bad = validate_events(ev.drop(columns="_row"), known_content_ids=known_items, seen_event_ids=None,
+                                      known_user_ids=known_users, known_folder_ids=known_folders, now=now)
+            keep = np.zeros(len(ev), bool)
+            keep[ok["index"].to_numpy()] = True
+            reasons = {r["index"]: (r["field"], r["code"], r["reason"]) for r in bad}
+            if "event_id" in ev.columns and len(repeated):  # later copies of an event_id seen in an earlier batch
+                ids = ev["event_id"].astype(str)
+                for i in np.flatnonzero(keep & np.isin(_id_hashes(ids), repeated)):
+                    if ids.iat[i] in seen_repeats:
+                        keep[i] = False
+                        reasons[int(i)] = ("event_id", "duplicate_key", "duplicate event_id (an earlier copy was scored)")
+                    seen_repeats.add(ids.iat[i])
+            if reasons:
+                idx = sorted(reasons)
+                rows = ev.iloc[idx].copy()
+                rows["_field"], rows["_code"], rows["_reason"] = (
+                    [reasons[i][j] for i in idx] for j in range(3))
+                bad_rows += rows.to_dict("records")
+            typed = ok.set_index("index")  # the contract's types, also for CSV text
+            inter, _ = events_to_interactions(typed.loc[np.flatnonzero(keep)], items, rule)
+        else:
+            inter = pd.DataFrame(columns=[*INTERACTION_FIELDS, "timestamp"])
+        if bad_rows:
+            if rejected is not None:
+                rejected.add(pd.DataFrame(bad_rows).assign(_file=str(batch.file)))
+            else:
+                n_unrecorded += len(bad_rows)
+        if len(inter):
+            inter["t"] = series_to_seconds(inter["timestamp"])
+            yield inter[INTERACTION_FIELDS]
     if n_unrecorded:
         log.warning("%s: %d events broke the data contract and were left out (kt data validate %s lists them)",
-                    events_dir, n_unrecorded, events_dir)
+                    events_path, n_unrecorded, events_path)
 
 
-def events_dataset(world_dir: str | Path):
-    """(path, pyarrow dataset) of a world's events: Parquet or CSV, one file or a folder of parts.
-    CSV columns are read as text; :func:`kt.data.io.validate_events` types them."""
-    from kt.data.io import find_table_path, table_files
+def events_table_path(world_dir: str | Path) -> Path:
+    """The world's events table: ``events/`` (parts), ``events.parquet`` or ``events.csv``."""
+    from kt.data.io import find_table_path
 
     path = find_table_path(Path(world_dir), "events")
     if path is None:
         raise FileNotFoundError(f"{world_dir}: no events table (events/, events.parquet or events.csv)")
-    files = table_files(path)
-    parquet = [str(f) for f in files if f.suffix == ".parquet"]
-    csv = [str(f) for f in files if f.suffix == ".csv"]
-    if not csv:
-        return path, pads.dataset(parquet, format="parquet")
-    import pyarrow.csv as pacsv
+    return path
 
-    text = pacsv.ConvertOptions(column_types={c: pa.string() for c in EVENTS.column_names}, strings_can_be_null=True,
-                                quoted_strings_can_be_null=True, null_values=[""])
-    csv_set = pads.dataset(csv, format=pads.CsvFileFormat(convert_options=text))
-    return path, (pads.dataset([pads.dataset(parquet, format="parquet"), csv_set]) if parquet else csv_set)
+
+def _known_ids(world_dir: str | Path, table: str, column: str) -> set[str] | None:
+    """Ids of a world table for the events' foreign keys; None (not checked) when the world has no such table."""
+    frame = read_world_table(world_dir, table, [column])
+    return None if frame is None else set(frame[column].astype(str))
 
 
 def read_world_table(world_dir: str | Path, name: str, columns: list[str]) -> pd.DataFrame | None:
@@ -239,18 +247,25 @@ def _id_hashes(ids: pd.Series) -> np.ndarray:
     return pd.util.hash_pandas_object(ids, index=False).to_numpy()
 
 
-def _repeated_event_hashes(dataset) -> np.ndarray:
-    """Hashes of event ids that occur more than once in the dataset (one pass over that column;
+def _repeated_event_hashes(events_path: Path, batch_rows: int) -> np.ndarray:
+    """Hashes of event ids that occur more than once in the table (one pass over that column;
     8 bytes per event while it runs)."""
-    hashes = np.concatenate([_id_hashes(b.column(0).to_pandas().astype(str))
-                             for b in dataset.to_batches(columns=["event_id"])] or [np.zeros(0, np.uint64)])
+    from kt.data.io import iter_table_batches
+
+    parts = [_id_hashes(b.frame["event_id"].astype(str))
+             for b in iter_table_batches(events_path, EVENTS, batch_rows, columns=["event_id"]) if len(b.frame)]
+    hashes = np.concatenate(parts or [np.zeros(0, np.uint64)])
     hashes.sort()
     return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
 
 
+QUARANTINE_COLUMNS = ["_file", "_row", "_field", "_code", "_reason"]
+
+
 class RejectedEvents:
-    """Events that broke the contract while scoring: written to a CSV with the file's columns plus
-    ``_field`` and ``_reason`` (what :func:`kt.data.io.load_table` quarantines), appended batch by batch."""
+    """Events that broke the contract while scoring: written to a CSV as :func:`kt.data.io.load_table`
+    quarantines them (the contract's columns, then ``_file, _row, _field, _code, _reason``; an
+    unparsable CSV row's surplus fields in ``_extra``), appended batch by batch."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path  # None: count only (the ranks that do not write the file)
@@ -259,14 +274,14 @@ class RejectedEvents:
         # complete run's file, never a part of this one's
         self._scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp") if path is not None else None
 
-    def add(self, ev: pd.DataFrame, reasons: dict[int, tuple[str, str]]) -> None:
+    def add(self, rows: pd.DataFrame) -> None:
+        """Rejected events with the contract's columns (those present) and ``_file, _row, _field,
+        _code, _reason``, the columns of a quarantine file (:func:`kt.data.io.load_table`)."""
         if self._scratch is None:
-            self.count += len(reasons)
+            self.count += len(rows)
             return
-        idx = sorted(reasons)
-        rows = ev.iloc[idx].copy()
-        rows["_field"] = [reasons[i][0] for i in idx]
-        rows["_reason"] = [reasons[i][1] for i in idx]
+        extra = [c for c in rows.columns if c not in EVENTS.column_names and c not in QUARANTINE_COLUMNS]
+        rows = rows.reindex(columns=[*EVENTS.column_names, *extra, *QUARANTINE_COLUMNS])
         self._scratch.parent.mkdir(parents=True, exist_ok=True)
         rows.to_csv(self._scratch, mode="a", header=self.count == 0, index=False)
         self.count += len(rows)

@@ -103,3 +103,12 @@ def test_usage_errors_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as ei:
         main(["data", *argv])
     assert ei.value.code == 2
+
+
+def test_a_table_written_twice_is_an_error_not_half_read(world_dir, tmp_path, capsys):
+    # events.csv beside an events/ folder: reading either alone would leave the other's rows out
+    parts = Path(world_dir) / "events"
+    parts.mkdir()
+    (parts / "part-0.csv").write_text((Path(world_dir) / "events.csv").read_text())
+    code, _, err = run(capsys, "validate", world_dir, "--quarantine", tmp_path / "q")
+    assert code == 2 and "the events table is there twice (events/ and events.csv); keep one" in err

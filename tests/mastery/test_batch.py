@@ -182,3 +182,39 @@ def test_a_csv_world_scores_like_its_parquet_original(tmp_path, world, trained, 
     pd.testing.assert_frame_equal(_read(tmp_path / "csv.parquet"), _read(tmp_path / "pq.parquet"), atol=1e-6)
     assert main(["mastery", "score", "--world", str(csv_world), "--checkpoint", str(trained[0]),
                  "--out", str(tmp_path / "cli.parquet"), "--device", "cpu"]) == 0
+
+
+def test_scoring_rejects_what_the_validator_rejects_with_file_and_row(tmp_path, world, trained, items, topics):
+    """A future event, an unknown user and an unparsable CSV row: kept aside as `kt data validate`
+    keeps them (same rows, same codes), the rest scored as if they were not there."""
+    from kt.data.io import load_world
+
+    _, loaded = trained
+    cat = TopicCatalog.build(loaded.model, loaded.item_vocab, loaded.concept_vocab, items, topics)
+    csv_world = tmp_path / "csv_world"
+    csv_world.mkdir()
+    for name in ("topics", "prerequisites", "items", "users", "folders", "folder_items"):
+        pd.read_parquet(world / f"{name}.parquet").to_csv(csv_world / f"{name}.csv", index=False)
+    events = pd.read_parquet(world / "events")
+    text = events.assign(timestamp=events["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")).to_csv(index=False)
+    (csv_world / "events.csv").write_text(text)
+    clean = score_world(loaded.model, cat, csv_world, tmp_path / "clean.parquet")
+    first = text.splitlines()[1].split(",")
+    user, item = first[1], first[2]
+    bad = [f"x-future,{user},{item},2099-01-01T00:00:00Z,,0.9,100,2,",
+           f"x-nobody,no-such-user,{item},2024-01-01T00:00:00Z,,0.9,100,2,",
+           f"x-extra,{user},{item},2024-01-01T00:00:00Z,,0.9,100,2,,surplus"]
+    (csv_world / "events.csv").write_text(text + "\n".join(bad) + "\n")
+    summary = score_world(loaded.model, cat, csv_world, tmp_path / "bad.parquet")
+    assert summary.n_rejected == 3 and summary.n_interactions == clean.n_interactions
+    pd.testing.assert_frame_equal(_read(tmp_path / "bad.parquet"), _read(tmp_path / "clean.parquet"), atol=1e-6)
+    kept = pd.read_csv(summary.rejected_path)
+    n = len(events)
+    assert list(kept.columns[-5:]) == ["_file", "_row", "_field", "_code", "_reason"]
+    assert set(kept["_file"]) == {str(csv_world / "events.csv")}
+    assert sorted(zip(kept["_row"], kept["_code"], strict=True)) == [
+        (n + 1, "bad_timestamp"), (n + 2, "unknown_id"), (n + 3, "malformed_row")]
+    load_world(csv_world, quarantine_dir=tmp_path / "q")
+    validated = pd.read_csv(tmp_path / "q" / "events.rejected.csv")
+    assert sorted(zip(validated["_row"], validated["_code"], strict=True)) == sorted(
+        zip(kept["_row"], kept["_code"], strict=True))
