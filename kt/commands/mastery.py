@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sp.add_argument("--mastered", type=float, default=0.8, help="mastery threshold of the mastered stage")
         sp.add_argument("--min-obs", type=int, default=3, help="interactions below which a topic is new")
 
-    s = sub.add_parser("score", help="score every user of a world directory (its event files, not the SQL store) into Parquet, in bounded memory")
+    s = sub.add_parser("score", help="score every user of a world directory (its event files, not the SQL "
+                                     "store) into Parquet, in bounded memory")
     common(s)
     s.add_argument("--out", type=Path, required=True, help="output .parquet (a directory of part files under torchrun)")
     s.add_argument("--chunk-users", type=int, default=20_000, help="users held in memory at once")

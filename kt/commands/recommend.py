@@ -64,8 +64,8 @@ def run(args) -> int:
     world_dir = Path(args.world or settings.world_dir)
     if not world_dir.is_dir():
         raise CLIError(f"{world_dir}: world directory not found; generate one with `kt sim` or pass --world")
-    if not 1 <= args.bundles <= 20:
-        raise CLIError(f"--bundles must be in 1..20 (got {args.bundles})")
+    if not 1 <= args.bundles <= 10:  # as the API's ?bundles=
+        raise CLIError(f"--bundles must be in 1..10 (got {args.bundles})")
     if not 3 <= args.size <= 10:
         raise CLIError(f"--size must be in 3..10 (got {args.size})")
 

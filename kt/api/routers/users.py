@@ -84,7 +84,7 @@ def _user_mastery(user_id: str, services: Services, served: Served) -> MasteryRe
 async def user_path(
     user_id: UserId,
     bundles: Annotated[int, Query(ge=1, le=10, description="Number of bundles.")] = 3,
-    size: Annotated[int, Query(ge=1, le=20, description="Items per bundle, within the planner's bundle limits "
+    size: Annotated[int, Query(ge=1, le=1000, description="Items per bundle, within the planner's bundle limits "
                                                            "(PlannerConfig.min_bundle..max_bundle, 3..10 by default).")] = 5,
     lang: Annotated[list[str] | None, Query(max_length=20, description="ISO 639-1 languages (default: the user's).")] = None,
     goal: Annotated[list[str] | None, Query(max_length=50, description="Goal topic ids to work towards.")] = None,
