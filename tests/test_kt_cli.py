@@ -69,4 +69,9 @@ def test_the_outcome_rule_is_a_setting(tmp_path, monkeypatch, capsys):
         Settings.from_env({"KT_HOME": str(tmp_path), "KT_OUTCOME_RULE": str(rule)})
     monkeypatch.setenv("KT_OUTCOME_RULE", str(tmp_path / "missing.yaml"))
     assert main(["store", "counts"]) == 2
-    assert "KT_OUTCOME_RULE=" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "KT_OUTCOME_RULE=" in err and "missing.yaml: no such file" in err and "Errno" not in err
+    rule.write_text("read_understood: 0.6\nambiguous: [zero\n")  # broken YAML: where, not only what
+    monkeypatch.setenv("KT_OUTCOME_RULE", str(rule))
+    assert main(["store", "counts"]) == 2
+    assert f"{rule}:3:1: not valid YAML" in capsys.readouterr().err

@@ -15,7 +15,11 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("promote", help="set the champion model version in the MLflow registry")
+    p = subparsers.add_parser(
+        "promote", help="set the champion model version in the MLflow registry",
+        description="Point the registry alias 'champion' (what the API and the explorer serve) at a model "
+                    "version. Without options: the latest registered version, not the best (AUCs of models "
+                    "trained on different data do not compare); use --best-by test_auc --data NAME for the best.")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--version", type=int, help="registered model version")
     g.add_argument("--run-id", help="the version registered from this MLflow run")

@@ -101,8 +101,9 @@ def run(args) -> int:
     tracker.rebuild(args.user, interactions)
     try:
         config = PlannerConfig(band=tuple(args.band)) if args.band else PlannerConfig()
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
+    except ValueError:
+        lo, hi = args.band
+        raise CLIError(f"--band LO HI must satisfy 0 <= LO <= HI <= 1 (got {lo:g} {hi:g})") from None
     planner = Planner.from_world(world, config)
     languages = args.lang
     known_languages = set(world.items["language"].astype(str))

@@ -41,20 +41,20 @@ def run(args: argparse.Namespace) -> int:
 
     # small per-request tensors: intra-op threads only add contention between requests
     torch.set_num_threads(1)
+    from kt.api.workers import port_is_free
+
+    if not port_is_free(args.host, args.port):  # before saying where the docs are
+        raise CLIError(f"{args.host}:{args.port} is already in use (another kt serve?); choose another --port")
     print(f"kt serve: store {settings.db_url}; champion of {settings.registered_model!r} from {settings.mlflow_tracking_uri}")
     print(f"kt serve: API docs at {docs_url(args.host, args.port)} (API key header X-API-Key)", flush=True)
     if args.workers == 1:
         app = create_app(settings, ApiConfig(champion_poll_seconds=args.poll_seconds))
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     else:
-        from kt.api.workers import port_is_free, reuse_port_supported, serve_workers
+        from kt.api.workers import reuse_port_supported, serve_workers
         from kt.mastery.store import MasteryStateStore
         from kt.store import EventStore
         from kt.train.tracking import champion_version
-
-        if reuse_port_supported() and not port_is_free(args.host, args.port):
-            # checked here: the workers' SO_REUSEPORT binds would share the port quietly
-            raise CLIError(f"{args.host}:{args.port} is already in use (another kt serve?)")
 
         # the schemas once, here: N workers creating missing tables at the same moment could race
         # (the store's on PostgreSQL after an upgrade; a new MLflow SQLite store's on any start)
@@ -110,3 +110,6 @@ def _load_world(settings, world_dir) -> None:
         store.close()
     print(f"kt serve: loaded {world_dir}: {report.events_inserted} new events "
           f"({report.events_duplicate} already stored), {report.rows.get('items', 0)} items, {report.rejected} rows rejected")
+    if report.rejected:  # served without them: say where they are kept, as kt store load does
+        for line in report.summary_lines:
+            print(f"  {line}")

@@ -59,7 +59,18 @@ class OutcomeRule:
     def from_yaml(cls, path: str | Path) -> OutcomeRule:
         import yaml
 
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ValueError(f"{path}: no such file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: unreadable ({exc.__class__.__name__}: {exc})") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+            raise ValueError(f"{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of OutcomeRule fields")
         return cls.from_dict(data.get("outcome_rule", data))

@@ -36,6 +36,9 @@ MODEL_ARTIFACT = "model"  # pyfunc model name inside the run
 def _mlflow():
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # its INFO lines ("Creating initial MLflow database tables...") would interleave with ours;
+    # warnings and errors still show (MLFLOW_LOGGING_LEVEL=INFO brings them back)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     import mlflow
 
     return mlflow
@@ -188,6 +191,7 @@ def _pip_requirements() -> list[str]:
 # ---------------------------------------------------------------------------- champion
 def champion_version(settings: Settings) -> int | None:
     """Version number behind ``models:/<registered_model>@champion``, or None. One cheap query."""
+    _mlflow()  # its environment defaults before the first mlflow import
     from mlflow.exceptions import MlflowException
 
     try:

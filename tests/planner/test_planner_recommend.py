@@ -43,6 +43,8 @@ def test_recommend_prints_a_path_with_reasons(tiny, tmp_path, monkeypatch, capsy
     # a language no item is in would filter nothing without a word
     rc = main(["recommend", "--user", user, "--world", str(tiny["dir"]), "--checkpoint", str(ckpt), "--lang", "zz"])
     assert rc == 2 and "no items in zz" in capsys.readouterr().err
+    rc = main(["recommend", "--user", user, "--world", str(tiny["dir"]), "--checkpoint", str(ckpt), "--band", "0.9", "0.1"])
+    assert rc == 2 and "--band LO HI must satisfy 0 <= LO <= HI <= 1 (got 0.9 0.1)" in capsys.readouterr().err
 
 
 def test_recommend_refuses_a_model_trained_with_another_outcome_rule(tiny, tmp_path, monkeypatch, capsys):
