@@ -81,7 +81,7 @@ def _setup(args):
         device = usable_device(args.device or settings.device)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
-    if device == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if device.startswith("cuda") and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # cuda:0 too: not every rank on GPU 0
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"  # one GPU per torchrun rank
     world = Path(args.world or settings.world_dir)
     from kt.mastery.batch import read_world_table, world_items

@@ -32,7 +32,14 @@ from kt.data.sequences import KTSequences, Vocab
 from kt.models.base import KTModel, ModelConfig, ModelConfigError, get_model_class
 from kt.models.checkpoint import read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from kt.train.batching import PaddedBatcher, batch_loader
-from kt.train.distributed import DistInfo, all_reduce_sum, barrier, gather_objects, init_distributed
+from kt.train.distributed import (
+    DistInfo,
+    all_reduce_sum,
+    barrier,
+    broadcast_object,
+    gather_objects,
+    init_distributed,
+)
 from kt.train.evaluate import _autocast, evaluate, predict
 from kt.train.metrics import binary_metrics
 
@@ -388,7 +395,10 @@ def train(
     start_epoch, best_auc, best_epoch, bad_epochs = 0, float("-inf"), -1, 0
     history: list[dict[str, float]] = []
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    if resume and (ckpt_dir / LAST_CHECKPOINT).is_file():
+    # rank 0's view decides: on nodes without a shared file system the others may not see last.pt,
+    # and ranks starting at different epochs would hang at the end
+    resuming = bool(broadcast_object(resume and (ckpt_dir / LAST_CHECKPOINT).is_file()))
+    if resuming:
         state = read_checkpoint(ckpt_dir / LAST_CHECKPOINT, map_location=device)
         if state["model_name"] != config.model:
             raise ValueError(f"{ckpt_dir / LAST_CHECKPOINT}: holds model {state['model_name']!r}, not {config.model!r}")
@@ -417,7 +427,7 @@ def train(
             set_rng_state(state["rng"])
 
     ema = WeightAverage(model, config.ema_decay) if config.ema_decay > 0 else None
-    if ema is not None and resume and (ckpt_dir / LAST_CHECKPOINT).is_file():
+    if ema is not None and resuming:
         ema.load(read_checkpoint(ckpt_dir / LAST_CHECKPOINT, map_location=device)["meta"].get("ema_state"))
 
     net: torch.nn.Module = model
