@@ -20,6 +20,7 @@ New datasets register a loader in ``DATASETS``; nothing dispatches on names with
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,7 +145,9 @@ def load_world_dataset(
                            "drop --fold")
     world_dir = world_dir.resolve()
     name = _world_name(world_dir, settings)
-    world = load_world(world_dir, quarantine_dir=settings.quarantine_dir_for(world_dir))
+    # under torchrun every rank loads the world; one writes the quarantine (several would race on it)
+    writes = int(os.environ.get("RANK", "0")) == 0
+    world = load_world(world_dir, quarantine_dir=settings.quarantine_dir_for(world_dir) if writes else None)
     rule = rule or settings.outcome_rule()
     interactions, report = events_to_interactions(world.events, world.items, rule)
     item_vocab = Vocab(sorted(world.items["content_id"].astype(str)))

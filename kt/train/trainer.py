@@ -455,7 +455,7 @@ def train(
     seen: set[int] = set()
     stop = bad_epochs >= config.patience
 
-    valid_size = 0
+    valid_size = int(progress.get("valid_size", 0)) if resuming else 0  # a finished run resumed still reports it
     for epoch in range(start_epoch, config.max_epochs):
         if stop:
             break
@@ -534,7 +534,7 @@ def train(
                 item_vocab=item_vocab, concept_vocab=concept_vocab, train_config=config.to_dict(),
                 optimizer=optimizer, scheduler=scheduler, best_metric=best_auc,
             )
-            progress = {"best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history}
+            progress = {"best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history, "valid_size": valid_size}
             if improved:
                 save_checkpoint(ckpt_dir / BEST_CHECKPOINT, model, epoch=epoch, state_dict=best_state,
                                 meta={**run_meta, "progress": progress}, **common)
@@ -564,7 +564,7 @@ def train(
         best_path, last_path = ckpt_dir / BEST_CHECKPOINT, ckpt_dir / LAST_CHECKPOINT
         if is_main and best_epoch >= 0:
             # rewrite best.pt with the final record: test metrics, the whole history
-            progress = {"best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history}
+            progress = {"best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history, "valid_size": valid_size}
             save_checkpoint(
                 best_path, model, item_vocab=item_vocab, concept_vocab=concept_vocab,
                 train_config=config.to_dict(), epoch=best_epoch, best_metric=best_auc,

@@ -90,6 +90,9 @@ def test_resume_continues_to_the_same_weights(tiny_splits, tmp_path):
     for k in a["state_dict"]:
         assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
     assert int(b["optimizer"]["state"][0]["step"]) == int(a["optimizer"]["state"][0]["step"])
+    # resuming a finished run trains nothing more and still reports what validation scored
+    again = train(tiny_config(max_epochs=4), tiny_splits, checkpoint_dir=tmp_path / "resumed", resume=True)
+    assert again.valid_size == straight.valid_size > 0 and len(again.history) == 4
 
 
 def test_weight_average_moves_toward_the_live_weights_and_swaps_back():
