@@ -24,7 +24,6 @@ from kt.api.model_service import Served
 from kt.api.path_cache import PathEntry, PathKey
 from kt.api.schemas import PathBundle, PathItem, PathResponse
 from kt.api.services import Services
-from kt.planner.catalog import UNKNOWN_LANGUAGE
 
 LANGUAGE = re.compile(r"[a-z]{2}")
 
@@ -84,10 +83,8 @@ def path_request(services: Services, user_id: str, bundles: int = 3, size: int =
     if bad:
         _invalid_query("lang", f"not ISO 639-1 code(s): {', '.join(map(repr, bad))}")
     if lang:  # asked for: a language without items would plan an empty path without saying why (as kt recommend)
-        catalog = services.world.planner.catalog
-        absent = sorted(x for x in set(lang) if catalog.languages.get(x) < 0)
+        absent, known = services.world.planner.catalog.languages_without_items(lang)
         if absent:
-            known = sorted(t for t in catalog.languages.tokens if t != UNKNOWN_LANGUAGE)
             _invalid_query("lang", f"no items in {', '.join(absent)}; the catalog has {', '.join(known)}")
     if goal:
         unknown = sorted(set(goal) - services.world.known_topics())

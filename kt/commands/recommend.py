@@ -106,10 +106,9 @@ def run(args) -> int:
         raise CLIError(f"--band LO HI must satisfy 0 <= LO <= HI <= 1 (got {lo:g} {hi:g})") from None
     planner = Planner.from_world(world, config)
     languages = args.lang
-    known_languages = set(world.items["language"].astype(str))
-    absent = sorted(set(languages or ()) - known_languages)
+    absent, known = planner.catalog.languages_without_items(languages or ())
     if absent:
-        raise CLIError(f"--lang: no items in {', '.join(absent)}; the catalog has {', '.join(sorted(known_languages))}")
+        raise CLIError(f"--lang: no items in {', '.join(absent)}; the catalog has {', '.join(known)}")
     if languages is None:
         row = world.users.loc[users == args.user, "languages"].iloc[0]
         languages = [x for x in str(row).split("|") if x]

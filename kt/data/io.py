@@ -31,6 +31,7 @@ import pandas as pd
 
 from kt.data.schema import (
     EVENTS,
+    FOLDERS,
     FUTURE_TOLERANCE,
     ID_FORBIDDEN,
     ID_RULE,
@@ -40,6 +41,7 @@ from kt.data.schema import (
     MIN_TIMESTAMP,
     Column,
     DataError,
+    USERS,
     TableSchema,
     primary_topics,
 )
@@ -456,7 +458,11 @@ def iter_table_batches(path: str | Path, schema: TableSchema, batch_rows: int = 
                 pf = pq.ParquetFile(f)
             except Exception as exc:  # several pyarrow types for corrupt/truncated files
                 raise DataError(f, None, "-", f"cannot read Parquet (truncated or corrupt?): {str(exc).splitlines()[0]}") from None
-            names = pf.schema_arrow.names
+            # a DataFrame written with its index keeps it as a column (load_table's to_pandas() turns it
+            # back into the index): not one of the table's columns
+            meta = pf.schema_arrow.pandas_metadata or {}
+            index_cols = {c for c in meta.get("index_columns", []) if isinstance(c, str)}
+            names = [c for c in pf.schema_arrow.names if c not in index_cols]
             _check_raw_columns(f, names, schema)
             cols = [c for c in (columns or names) if c in names]
             first = 1
@@ -666,6 +672,25 @@ def load_world(world_dir: str | Path, quarantine_dir: str | Path | None = None, 
             if cycle:
                 raise DataError(path, None, "prerequisite_id", "prerequisites form a cycle: " + " -> ".join(cycle))
     return World(**frames, results=results)
+
+
+def known_ids_for_events(world_dir: str | Path, *, now: pd.Timestamp | None = None) -> dict[str, set]:
+    """``{"users.user_id": ..., "folders.folder_id": ...}``: the ids events may refer to, as
+    :func:`load_world` knows them (the rows of those tables that pass validation; users required,
+    an absent folders table knows no folder), for readers that stream events by themselves
+    (:func:`kt.mastery.batch.iter_interactions`). Item ids are the caller's: a catalog is large."""
+    world_dir = Path(world_dir)
+    known: dict[str, set] = {}
+    for schema in (USERS, FOLDERS):
+        path = find_table_path(world_dir, schema.name)
+        if path is None:
+            if schema.required_table:
+                raise DataError(world_dir / f"{schema.name}.parquet", None, "-", f"required table {schema.name} not found")
+            ids: set = set()
+        else:
+            ids = set(load_table(path, schema, known_ids=known, now=now).clean[schema.key[0]])
+        known[f"{schema.name}.{schema.key[0]}"] = ids
+    return known
 
 
 def find_cycle(prerequisites: pd.DataFrame) -> list[str] | None:

@@ -158,15 +158,16 @@ def iter_interactions(world_dir: Path, items: pd.DataFrame, rule=None, batch_row
     (kept aside with their file, row, field and reason, never scored) instead of being scored or
     dropped. Parquet parts stream; a CSV events file is read whole (as the validator reads it).
     """
-    from kt.data.io import iter_table_batches, validate_events
+    from kt.data.io import iter_table_batches, known_ids_for_events, validate_events
     from kt.data.outcome import events_to_interactions
 
     events_path = events_table_path(world_dir)
+    now = pd.Timestamp.now(tz="UTC")  # one reference for the whole run
     known_items = set(items["content_id"])
-    known_users, known_folders = _known_ids(world_dir, "users", "user_id"), _known_ids(world_dir, "folders", "folder_id")
+    known = known_ids_for_events(world_dir, now=now)  # users and folders as the validator knows them
+    known_users, known_folders = known["users.user_id"], known["folders.folder_id"]
     repeated = _repeated_event_hashes(events_path, batch_rows)
     seen_repeats: set[str] = set()  # ids, not hashes: a hash collision costs a lookup, never an event
-    now = pd.Timestamp.now(tz="UTC")  # one reference for the whole run
     n_unrecorded = 0
     for batch in iter_table_batches(events_path, EVENTS, batch_rows):
         ev = batch.frame
@@ -217,12 +218,6 @@ def events_table_path(world_dir: str | Path) -> Path:
     return path
 
 
-def _known_ids(world_dir: str | Path, table: str, column: str) -> set[str] | None:
-    """Ids of a world table for the events' foreign keys; None (not checked) when the world has no such table."""
-    frame = read_world_table(world_dir, table, [column])
-    return None if frame is None else set(frame[column].astype(str))
-
-
 def read_world_table(world_dir: str | Path, name: str, columns: list[str]) -> pd.DataFrame | None:
     """``columns`` of a small world table (items, topics, users) from Parquet or CSV; None when absent."""
     from kt.data.io import find_table_path, table_files
@@ -260,6 +255,7 @@ def _repeated_event_hashes(events_path: Path, batch_rows: int) -> np.ndarray:
 
 
 QUARANTINE_COLUMNS = ["_file", "_row", "_field", "_code", "_reason"]
+REJECTED_COLUMNS = [*EVENTS.column_names, "_extra", *QUARANTINE_COLUMNS]  # _extra: an unparsable row's surplus fields
 
 
 class RejectedEvents:
@@ -280,8 +276,8 @@ class RejectedEvents:
         if self._scratch is None:
             self.count += len(rows)
             return
-        extra = [c for c in rows.columns if c not in EVENTS.column_names and c not in QUARANTINE_COLUMNS]
-        rows = rows.reindex(columns=[*EVENTS.column_names, *extra, *QUARANTINE_COLUMNS])
+        # one fixed header for every batch: a column only some batches have would shift the others
+        rows = rows.reindex(columns=REJECTED_COLUMNS)
         self._scratch.parent.mkdir(parents=True, exist_ok=True)
         rows.to_csv(self._scratch, mode="a", header=self.count == 0, index=False)
         self.count += len(rows)

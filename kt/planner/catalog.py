@@ -234,6 +234,12 @@ class Catalog:
     def language_codes(self, languages) -> np.ndarray:
         return np.asarray([c for c in (self.languages.get(str(x)) for x in languages) if c >= 0], np.int64)
 
+    def languages_without_items(self, languages) -> tuple[list[str], list[str]]:
+        """(the asked languages no item is in, sorted; the catalog's languages): a request for the
+        first can only get an empty path, which the CLI and the API say rather than serve."""
+        absent = sorted({str(x) for x in languages if self.languages.get(str(x)) < 0})
+        return absent, sorted(t for t in self.languages.tokens if t != UNKNOWN_LANGUAGE)
+
     def item_topics(self, i: int) -> np.ndarray:
         return self.topic_idx[self.topic_ptr[i] : self.topic_ptr[i + 1]]
 

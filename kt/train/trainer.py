@@ -395,11 +395,14 @@ def train(
     start_epoch, best_auc, best_epoch, bad_epochs = 0, float("-inf"), -1, 0
     history: list[dict[str, float]] = []
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    # rank 0's view decides: on nodes without a shared file system the others may not see last.pt,
-    # and ranks starting at different epochs would hang at the end
+    # rank 0 (the only writer of checkpoints) decides and reads, and hands the state to the other
+    # ranks: on nodes without a shared file system they may not see last.pt, and ranks starting at
+    # different epochs would hang at the end
     resuming = bool(broadcast_object(resume and (ckpt_dir / LAST_CHECKPOINT).is_file()))
+    ema_state = None
     if resuming:
-        state = read_checkpoint(ckpt_dir / LAST_CHECKPOINT, map_location=device)
+        state = broadcast_object(read_checkpoint(ckpt_dir / LAST_CHECKPOINT, map_location="cpu") if is_main else None)
+        ema_state = state["meta"].get("ema_state")
         if state["model_name"] != config.model:
             raise ValueError(f"{ckpt_dir / LAST_CHECKPOINT}: holds model {state['model_name']!r}, not {config.model!r}")
         _check_same_batch_plan(ckpt_dir / LAST_CHECKPOINT, state.get("train_config") or {}, config)
@@ -416,8 +419,11 @@ def train(
         best_epoch = progress.get("best_epoch", -1)
         bad_epochs = progress.get("bad_epochs", 0)
         history = list(progress.get("history", []))
-        if (ckpt_dir / BEST_CHECKPOINT).is_file():
-            best_state = read_checkpoint(ckpt_dir / BEST_CHECKPOINT, map_location=device)["state_dict"]
+        best = (read_checkpoint(ckpt_dir / BEST_CHECKPOINT, map_location="cpu")["state_dict"]
+                if is_main and (ckpt_dir / BEST_CHECKPOINT).is_file() else None)
+        best = broadcast_object(best)
+        if best is not None:
+            best_state = {k: v.to(device) for k, v in best.items()}
         # each rank resumes its own random stream (dropout masks differ per rank); a checkpoint
         # from before per-rank states were kept has rank 0's only
         per_rank = state["meta"].get("rng_per_rank")
@@ -428,7 +434,7 @@ def train(
 
     ema = WeightAverage(model, config.ema_decay) if config.ema_decay > 0 else None
     if ema is not None and resuming:
-        ema.load(read_checkpoint(ckpt_dir / LAST_CHECKPOINT, map_location=device)["meta"].get("ema_state"))
+        ema.load(ema_state)
 
     net: torch.nn.Module = model
     if dist_info.enabled:

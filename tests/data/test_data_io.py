@@ -335,3 +335,18 @@ def test_a_parquet_part_without_rows_is_valid(tmp_path):
     ev.iloc[:0].to_parquet(world / "events" / "part-00001.parquet", index=False)
     w = load_world(world)
     assert len(w.events) == len(ev) and w.n_rejected == 0
+
+
+def test_streamed_parquet_ignores_a_stored_pandas_index_as_load_table_does(world_dir, tmp_path):
+    from kt.data.io import iter_table_batches, load_table
+    from kt.data.schema import EVENTS
+
+    events = load_table(Path(world_dir) / "events.csv", EVENTS).clean
+    shuffled = events.sample(frac=1.0, random_state=0)  # a non-default index: pandas stores it as a column
+    path = tmp_path / "events.parquet"
+    shuffled.to_parquet(path)
+    assert load_table(path, EVENTS).rejected.empty
+    batches = list(iter_table_batches(path, EVENTS, batch_rows=3))
+    assert [len(b.frame) for b in batches] == [3, 1]
+    assert all("__index_level_0__" not in b.frame.columns for b in batches)
+    assert pd.concat([b.frame for b in batches])["_row"].tolist() == [1, 2, 3, 4]

@@ -171,7 +171,7 @@ def test_a_csv_world_scores_like_its_parquet_original(tmp_path, world, trained, 
     cat = TopicCatalog.build(loaded.model, loaded.item_vocab, loaded.concept_vocab, items, topics)
     csv_world = tmp_path / "csv_world"
     csv_world.mkdir()
-    for name in ("topics", "items", "users"):
+    for name in ("topics", "items", "users", "folders"):  # without folders, every folder_id is unknown
         pd.read_parquet(world / f"{name}.parquet").to_csv(csv_world / f"{name}.csv", index=False)
     events = pd.read_parquet(world / "events")
     events.assign(timestamp=events["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")).to_csv(
@@ -185,36 +185,55 @@ def test_a_csv_world_scores_like_its_parquet_original(tmp_path, world, trained, 
 
 
 def test_scoring_rejects_what_the_validator_rejects_with_file_and_row(tmp_path, world, trained, items, topics):
-    """A future event, an unknown user and an unparsable CSV row: kept aside as `kt data validate`
-    keeps them (same rows, same codes), the rest scored as if they were not there."""
+    """Over two CSV parts: a future event, an unknown user, a bad value, an unparsable row, and the
+    events of a user whose own row the users table rejects: kept aside as `kt data validate` keeps
+    them (same files, rows, codes), the rest scored as if they were not there."""
     from kt.data.io import load_world
 
     _, loaded = trained
     cat = TopicCatalog.build(loaded.model, loaded.item_vocab, loaded.concept_vocab, items, topics)
     csv_world = tmp_path / "csv_world"
-    csv_world.mkdir()
+    (csv_world / "events").mkdir(parents=True)
     for name in ("topics", "prerequisites", "items", "users", "folders", "folder_items"):
         pd.read_parquet(world / f"{name}.parquet").to_csv(csv_world / f"{name}.csv", index=False)
     events = pd.read_parquet(world / "events")
-    text = events.assign(timestamp=events["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")).to_csv(index=False)
-    (csv_world / "events.csv").write_text(text)
+    events = events.assign(timestamp=events["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    half = len(events) // 2
+    lines = [events.iloc[:half].to_csv(index=False), events.iloc[half:].to_csv(index=False)]
+    for i, text in enumerate(lines):
+        (csv_world / "events" / f"part-{i}.csv").write_text(text)
     clean = score_world(loaded.model, cat, csv_world, tmp_path / "clean.parquet")
-    first = text.splitlines()[1].split(",")
-    user, item = first[1], first[2]
-    bad = [f"x-future,{user},{item},2099-01-01T00:00:00Z,,0.9,100,2,",
-           f"x-nobody,no-such-user,{item},2024-01-01T00:00:00Z,,0.9,100,2,",
-           f"x-extra,{user},{item},2024-01-01T00:00:00Z,,0.9,100,2,,surplus"]
-    (csv_world / "events.csv").write_text(text + "\n".join(bad) + "\n")
+    user, item = str(events["user_id"].iloc[0]), str(events["content_id"].iloc[0])
+    bad0 = [f"x-future,{user},{item},2099-01-01T00:00:00Z,,0.9,100,2,",
+            f"x-nobody,no-such-user,{item},2024-01-01T00:00:00Z,,0.9,100,2,"]
+    bad1 = [f"x-extra,{user},{item},2024-01-01T00:00:00Z,,0.9,100,2,,surplus",
+            f"x-value,{user},{item},2024-01-01T00:00:00Z,,1.7,100,2,"]
+    for i, bad in enumerate((bad0, bad1)):
+        (csv_world / "events" / f"part-{i}.csv").write_text(lines[i] + "\n".join(bad) + "\n")
     summary = score_world(loaded.model, cat, csv_world, tmp_path / "bad.parquet")
-    assert summary.n_rejected == 3 and summary.n_interactions == clean.n_interactions
+    assert summary.n_rejected == 4 and summary.n_interactions == clean.n_interactions
     pd.testing.assert_frame_equal(_read(tmp_path / "bad.parquet"), _read(tmp_path / "clean.parquet"), atol=1e-6)
-    kept = pd.read_csv(summary.rejected_path)
-    n = len(events)
+    kept = pd.read_csv(summary.rejected_path)  # one header for rows of both parts, with and without _extra
     assert list(kept.columns[-5:]) == ["_file", "_row", "_field", "_code", "_reason"]
-    assert set(kept["_file"]) == {str(csv_world / "events.csv")}
-    assert sorted(zip(kept["_row"], kept["_code"], strict=True)) == [
-        (n + 1, "bad_timestamp"), (n + 2, "unknown_id"), (n + 3, "malformed_row")]
-    load_world(csv_world, quarantine_dir=tmp_path / "q")
-    validated = pd.read_csv(tmp_path / "q" / "events.rejected.csv")
-    assert sorted(zip(validated["_row"], validated["_code"], strict=True)) == sorted(
-        zip(kept["_row"], kept["_code"], strict=True))
+    n0, n1 = half, len(events) - half
+    part = [str(csv_world / "events" / f"part-{i}.csv") for i in (0, 1)]
+    assert sorted(zip(kept["_file"], kept["_row"], kept["_field"], kept["_code"], strict=True)) == [
+        (part[0], n0 + 1, "timestamp", "bad_timestamp"), (part[0], n0 + 2, "user_id", "unknown_id"),
+        (part[1], n1 + 1, "-", "malformed_row"), (part[1], n1 + 2, "read_fraction", "out_of_range")]
+    assert kept.loc[kept["_code"] == "malformed_row", "_extra"].tolist() == ["surplus"]
+
+    def same_as_validator(kept: pd.DataFrame, quarantine) -> None:
+        load_world(csv_world, quarantine_dir=quarantine)
+        validated = pd.read_csv(quarantine / "events.rejected.csv")
+        assert sorted(zip(validated["_file"], validated["_row"], validated["_code"], strict=True)) == sorted(
+            zip(kept["_file"], kept["_row"], kept["_code"], strict=True))
+
+    same_as_validator(kept, tmp_path / "q")
+    # a user the users table rejects (bad languages) is unknown to the events, as in load_world
+    users = pd.read_csv(csv_world / "users.csv", dtype=str)
+    users.loc[users["user_id"] == user, "languages"] = "ENGLISH"
+    users.to_csv(csv_world / "users.csv", index=False)
+    again = score_world(loaded.model, cat, csv_world, tmp_path / "bad2.parquet")
+    kept2 = pd.read_csv(again.rejected_path)
+    assert again.n_rejected == len(kept2) == int((events["user_id"] == user).sum()) + 4  # its events + the 4 bad rows
+    same_as_validator(kept2, tmp_path / "q2")

@@ -25,10 +25,12 @@ def resume(out: Path) -> None:
         return TrainConfig(model="dkt", model_params={"dim": 16, "hidden": 16, "dropout": 0.3}, lr=1e-2,
                            batch_size=16, max_epochs=epochs, device="cpu", max_len=30, seed=7, progress=False)
 
+    # a checkpoint folder per rank, as on nodes without a shared file system: only rank 0's gets
+    # files, and the resumed run must still continue on every rank
     splits = make_splits()
-    straight = train(config(3), splits, checkpoint_dir=out / "straight")
-    train(config(1), splits, checkpoint_dir=out / "resumed")
-    resumed = train(config(3), splits, checkpoint_dir=out / "resumed", resume=True)
+    straight = train(config(3), splits, checkpoint_dir=out / f"straight_ck{rank}")
+    train(config(1), splits, checkpoint_dir=out / f"resumed_ck{rank}")
+    resumed = train(config(3), splits, checkpoint_dir=out / f"resumed_ck{rank}", resume=True)
     for name, res in (("straight", straight), ("resumed", resumed)):
         torch.save(res.model.state_dict(), out / f"{name}_weights_rank{rank}.pt")
         (out / f"{name}_rank{rank}.json").write_text(json.dumps([h["valid_auc"] for h in res.history]))

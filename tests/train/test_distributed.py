@@ -54,6 +54,7 @@ def test_a_resumed_two_process_run_continues_as_the_uninterrupted_one(tmp_path):
     from kt.train.trainer import TrainConfig, train
 
     _torchrun(str(tmp_path), "resume")
+    assert not (tmp_path / "resumed_ck1" / "last.pt").exists()  # rank 1 resumed from rank 0's files
     for rank in (0, 1):
         straight = json.loads((tmp_path / f"straight_rank{rank}.json").read_text())
         resumed = json.loads((tmp_path / f"resumed_rank{rank}.json").read_text())
@@ -66,4 +67,4 @@ def test_a_resumed_two_process_run_continues_as_the_uninterrupted_one(tmp_path):
     config = TrainConfig(model="dkt", model_params={"dim": 16, "hidden": 16, "dropout": 0.3}, lr=1e-2,
                          batch_size=16, max_epochs=4, device="cpu", max_len=30, seed=7, progress=False)
     with pytest.raises(ValueError, match="trained by 2 process"):
-        train(config, make_splits(), checkpoint_dir=tmp_path / "resumed", resume=True)
+        train(config, make_splits(), checkpoint_dir=tmp_path / "resumed_ck0", resume=True)
