@@ -307,6 +307,23 @@ def _check_same_batch_plan(path: Path, saved: dict[str, Any], config: TrainConfi
                          "settings (e.g. --set batching=...) or start a new run")
 
 
+def _read_on_main(path: Path, is_main: bool) -> dict[str, Any]:
+    """The checkpoint read by rank 0 and handed to every rank (on CPU). A file rank 0 cannot read
+    fails every rank with its message, instead of leaving the others waiting for it."""
+    got: tuple[bool, Any] = (False, None)
+    if is_main:
+        try:
+            got = (True, read_checkpoint(path, map_location="cpu"))
+        except (OSError, ValueError) as exc:
+            got = (False, f"{type(exc).__name__}: {exc}")
+            broadcast_object(got)
+            raise
+    ok, payload = broadcast_object(got)
+    if not ok:
+        raise ValueError(f"rank 0 could not read {path}: {payload}")
+    return payload
+
+
 def _check_same_world_size(path: Path, saved: int | None, now: int) -> None:
     """Under DDP each optimizer step averages one batch per process: resuming with another
     number of processes would change the effective batch (and the shares) half-way through."""
@@ -401,7 +418,7 @@ def train(
     resuming = bool(broadcast_object(resume and (ckpt_dir / LAST_CHECKPOINT).is_file()))
     ema_state = None
     if resuming:
-        state = broadcast_object(read_checkpoint(ckpt_dir / LAST_CHECKPOINT, map_location="cpu") if is_main else None)
+        state = _read_on_main(ckpt_dir / LAST_CHECKPOINT, is_main)
         ema_state = state["meta"].get("ema_state")
         if state["model_name"] != config.model:
             raise ValueError(f"{ckpt_dir / LAST_CHECKPOINT}: holds model {state['model_name']!r}, not {config.model!r}")
@@ -419,10 +436,8 @@ def train(
         best_epoch = progress.get("best_epoch", -1)
         bad_epochs = progress.get("bad_epochs", 0)
         history = list(progress.get("history", []))
-        best = (read_checkpoint(ckpt_dir / BEST_CHECKPOINT, map_location="cpu")["state_dict"]
-                if is_main and (ckpt_dir / BEST_CHECKPOINT).is_file() else None)
-        best = broadcast_object(best)
-        if best is not None:
+        if broadcast_object(is_main and (ckpt_dir / BEST_CHECKPOINT).is_file()):
+            best = _read_on_main(ckpt_dir / BEST_CHECKPOINT, is_main)["state_dict"]
             best_state = {k: v.to(device) for k, v in best.items()}
         # each rank resumes its own random stream (dropout masks differ per rank); a checkpoint
         # from before per-rank states were kept has rank 0's only

@@ -250,3 +250,9 @@ def test_resume_refuses_changed_optimizer_or_model_settings(tiny_splits, tmp_pat
     with pytest.raises(ValueError, match=re.escape("max_epochs=1 (now 2)")):
         train(tiny_config(max_epochs=2, scheduler="cosine"), tiny_splits, checkpoint_dir=tmp_path / "cos",
               resume=True)
+
+
+def test_resuming_from_an_unreadable_last_checkpoint_names_the_file(tiny_splits, tmp_path):
+    (tmp_path / "last.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="last.pt: not a readable ktpath checkpoint"):
+        train(tiny_config(max_epochs=2), tiny_splits, checkpoint_dir=tmp_path, resume=True)
