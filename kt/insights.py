@@ -374,22 +374,20 @@ def _store_exists(settings: Settings) -> bool:
 
 
 def _client(settings: Settings):
-    import os
+    from kt.train.tracking import import_mlflow
 
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     if not _store_exists(settings):
         raise MissingPiece(f"no MLflow store at {settings.mlflow_tracking_uri}; run `kt demo` (or `kt train`)")
-    import mlflow
-
+    mlflow = import_mlflow()
     return mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
 
 
 def runs_table(settings: Settings, max_runs: int = 500) -> pd.DataFrame:
     """Runs of every experiment in the store, newest first: run_id, run_name, status, start_time,
     experiment, then ``metrics.*``, ``params.*`` and ``tags.*`` columns (mlflow.search_runs)."""
+    client = _client(settings)  # first: it imports mlflow with ktpath's environment defaults
     import mlflow
 
-    client = _client(settings)
     exps = client.search_experiments()
     if not exps:
         return pd.DataFrame()

@@ -33,7 +33,9 @@ CHECKPOINT_ARTIFACT = "checkpoint"  # run artifact dir holding the .pt file
 MODEL_ARTIFACT = "model"  # pyfunc model name inside the run
 
 
-def _mlflow():
+def import_mlflow():
+    """``mlflow``, imported with ktpath's environment defaults (no telemetry, no progress bars, no
+    INFO lines); every module that talks to MLflow imports it through here."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # its INFO lines ("Creating initial MLflow database tables...") would interleave with ours;
@@ -46,7 +48,7 @@ def _mlflow():
 
 def configure_mlflow(settings: Settings, experiment: str = EXPERIMENT) -> str:
     """Point MLflow at the settings' store and return the experiment id (created if needed)."""
-    mlflow = _mlflow()
+    mlflow = import_mlflow()
     uri = settings.mlflow_tracking_uri
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +64,7 @@ def configure_mlflow(settings: Settings, experiment: str = EXPERIMENT) -> str:
 
 
 def _client(settings: Settings):
-    mlflow = _mlflow()
+    mlflow = import_mlflow()
     return mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
 
 
@@ -102,7 +104,7 @@ class MLflowTracker:
 
     def __init__(self, settings: Settings, run_name: str | None = None, tags: dict[str, str] | None = None) -> None:
         self.settings = settings
-        self.mlflow = _mlflow()
+        self.mlflow = import_mlflow()
         self.experiment_id = configure_mlflow(settings)
         self.client = _client(settings)
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags or {}))
@@ -191,7 +193,7 @@ def _pip_requirements() -> list[str]:
 # ---------------------------------------------------------------------------- champion
 def champion_version(settings: Settings) -> int | None:
     """Version number behind ``models:/<registered_model>@champion``, or None. One cheap query."""
-    _mlflow()  # its environment defaults before the first mlflow import
+    import_mlflow()  # its environment defaults before the first mlflow import
     from mlflow.exceptions import MlflowException
 
     try:
@@ -272,7 +274,7 @@ def check_model_uri(model_uri: str) -> None:
 
 def checkpoint_from_registry(settings: Settings, model_uri: str, dst: str | Path | None = None) -> Path:
     """Download a registered model's checkpoint (``models:/name@alias`` or ``models:/name/3``)."""
-    mlflow = _mlflow()
+    mlflow = import_mlflow()
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
     dst = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="ktpath-model-"))
@@ -286,7 +288,7 @@ def checkpoint_from_registry(settings: Settings, model_uri: str, dst: str | Path
 def load_model_uri(settings: Settings, model_uri: str, map_location: str = "cpu") -> LoadedModel:
     """The checkpoint behind ``model_uri`` rebuilt; :class:`ModelURIError` when the URI is malformed
     or names no model / version / alias / run in the store."""
-    _mlflow()  # its environment defaults before the first mlflow import
+    import_mlflow()  # its environment defaults before the first mlflow import
     from mlflow.exceptions import MlflowException
 
     check_model_uri(model_uri)
