@@ -444,11 +444,11 @@ class ChampionInfo:
 def champion_info(settings: Settings) -> ChampionInfo | None:
     """The registered model's ``champion`` version with its run's metrics, or None when no
     version carries the alias."""
-    from mlflow.exceptions import MlflowException
-
     from kt.train.tracking import CHAMPION
 
-    client = _client(settings)
+    client = _client(settings)  # first: it imports mlflow with ktpath's environment defaults
+    from mlflow.exceptions import MlflowException
+
     try:
         mv = client.get_model_version_by_alias(settings.registered_model, CHAMPION)
     except MlflowException:
