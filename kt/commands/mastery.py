@@ -33,8 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sp.add_argument("--min-obs", type=int, default=3, help="interactions below which a topic is new")
 
     s = sub.add_parser("score", help="score every user of a world directory (its event files, not the SQL "
-                                     "store) into Parquet; Parquet events stream in bounded memory, a CSV "
-                                     "events file is read whole")
+                                     "store) into Parquet, in bounded memory")
     common(s)
     s.add_argument("--out", type=Path, required=True, help="output .parquet (a directory of part files under torchrun)")
     s.add_argument("--chunk-users", type=int, default=20_000, help="users held in memory at once")

@@ -445,9 +445,10 @@ class RawBatch:
 def iter_table_batches(path: str | Path, schema: TableSchema, batch_rows: int = 262_144,
                        columns: list[str] | None = None) -> Iterator[RawBatch]:
     """Stream a table (a file or a folder of parts) in batches, each file's header checked as
-    :func:`load_table` checks it. Parquet parts are read ``batch_rows`` at a time; a CSV file is read
-    whole through the same exact parser as :func:`load_table` (malformed rows reported, not fatal),
-    then cut into batches. ``columns``: only these (those the file has)."""
+    :func:`load_table` checks it, ``batch_rows`` rows at a time. Parquet parts and well-formed CSV
+    files stream; a CSV file with a blank line or a row that cannot be parsed is read (from there on)
+    by the exact parser of :func:`load_table`, whole, which reports each malformed row rather than
+    failing. ``columns``: only these (those the file has)."""
     import pyarrow.parquet as pq
 
     for f in table_files(Path(path)):
@@ -472,17 +473,100 @@ def iter_table_batches(path: str | Path, schema: TableSchema, batch_rows: int = 
                 first += len(frame)
                 yield RawBatch(f, frame, [])
         elif f.suffix == ".csv":
-            raw, malformed = _read_csv_raw(f, schema)
-            _check_raw_columns(f, [c for c in raw.columns if c != "_row"], schema)
-            keep = [c for c in (columns or list(raw.columns)) if c in raw.columns and c != "_row"] + ["_row"]
-            bad = [{**values, "_row": row, "_code": code, "_reason": reason} for row, code, reason, values in malformed]
-            if not len(raw):
-                yield RawBatch(f, raw[keep], bad)
-            for start in range(0, len(raw), batch_rows):
-                yield RawBatch(f, raw[keep].iloc[start : start + batch_rows].reset_index(drop=True),
-                               bad if start == 0 else [])
+            yield from _iter_csv_batches(f, schema, batch_rows, columns)
         else:
             raise DataError(f, None, "-", "unsupported file type (expected .csv or .parquet)")
+
+
+def _iter_csv_batches(f: Path, schema: TableSchema, batch_rows: int, columns: list[str] | None) -> Iterator[RawBatch]:
+    """One CSV file in batches. Well-formed files stream through pyarrow's reader, a block at a
+    time; a file with a blank line, or one whose stream hits a row pyarrow cannot parse, goes to
+    the exact parser of :func:`load_table` (the whole file in memory), which names each malformed
+    row; rows already streamed are not given twice."""
+    streamed = 0
+    if not _has_blank_line(f):
+        try:
+            for frame in _stream_csv(f, schema, batch_rows, columns):
+                streamed += len(frame)
+                yield RawBatch(f, frame, [])
+            return
+        except _NotStreamable:
+            pass
+    raw, malformed = _read_csv_raw(f, schema)
+    _check_raw_columns(f, [c for c in raw.columns if c != "_row"], schema)
+    keep = [c for c in (columns or list(raw.columns)) if c in raw.columns and c != "_row"] + ["_row"]
+    raw = raw.loc[raw["_row"] > streamed, keep].reset_index(drop=True)
+    bad = [{**values, "_row": row, "_code": code, "_reason": reason}
+           for row, code, reason, values in malformed if row > streamed]
+    if not len(raw):
+        yield RawBatch(f, raw, bad)
+    for start in range(0, len(raw), batch_rows):
+        yield RawBatch(f, raw.iloc[start : start + batch_rows].reset_index(drop=True), bad if start == 0 else [])
+
+
+CSV_BLOCK_BYTES = 1 << 22  # what pyarrow parses at a time when a CSV file streams
+
+
+class _NotStreamable(Exception):
+    """pyarrow's streaming reader met something only the exact parser reports properly."""
+
+
+def _has_blank_line(f: Path, chunk: int = 1 << 24) -> bool:
+    """A blank line anywhere (trailing ones included), read in bounded chunks: pyarrow would read it
+    as a row of nulls, the exact parser skips it and keeps every other row's number."""
+    tail = b""
+    with f.open("rb") as fh:
+        while block := fh.read(chunk):
+            data = tail + block
+            if b"\n\n" in data or b"\n\r\n" in data or b"\r\r" in data:
+                return True
+            tail = data[-2:]
+    return tail.endswith(b"\n\n") or tail.endswith(b"\r\r")
+
+
+def _stream_csv(f: Path, schema: TableSchema, batch_rows: int, columns: list[str] | None) -> Iterator[pd.DataFrame]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    if f.stat().st_size == 0:
+        raise _NotStreamable  # the exact parser names an empty file
+    try:
+        reader = pacsv.open_csv(
+            f,
+            read_options=pacsv.ReadOptions(encoding="utf8", block_size=CSV_BLOCK_BYTES),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(strings_can_be_null=True, quoted_strings_can_be_null=True,
+                                                 null_values=[""], auto_dict_encode=False,
+                                                 column_types={c: pa.string() for c in schema.column_names}),
+        )
+    except (pa.ArrowInvalid, ValueError, UnicodeDecodeError) as exc:
+        raise _NotStreamable from exc
+    header = [str(c).strip() for c in reader.schema.names]
+    _check_raw_columns(f, header, schema)
+    if any(not pa.types.is_string(t) for t in reader.schema.types):
+        raise _NotStreamable  # a name with spaces around it escaped the text types: read it exactly
+    keep = [i for i, c in enumerate(header) if columns is None or c in columns]
+    first, pending = 1, []
+    try:
+        for rb in reader:
+            pending.append(rb)
+            if sum(b.num_rows for b in pending) >= batch_rows:
+                yield _csv_frame(pending, header, keep, first)
+                first += sum(b.num_rows for b in pending)
+                pending = []
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise _NotStreamable from exc
+    if first == 1 and not sum(b.num_rows for b in pending):
+        raise _NotStreamable  # header only: the exact parser says so
+    if pending:
+        yield _csv_frame(pending, header, keep, first)
+
+
+def _csv_frame(batches: list, header: list[str], keep: list[int], first: int) -> pd.DataFrame:
+    frame = pd.DataFrame({header[i]: pd.concat([b.column(i).to_pandas() for b in batches], ignore_index=True)
+                          if batches else pd.Series(dtype=object) for i in keep})
+    frame["_row"] = np.arange(first, first + len(frame), dtype=np.int64)
+    return frame
 
 
 def _check_raw_columns(path: Path, columns: list[str], schema: TableSchema) -> None:

@@ -153,10 +153,10 @@ def iter_interactions(world_dir: Path, items: pd.DataFrame, rule=None, batch_row
 
     Each batch is checked against the events contract as ``kt data validate`` checks it
     (:func:`kt.data.io.validate_events`: types, ranges, timestamps not in the future, known
-    content, user and folder ids where the world has those tables; a repeated event_id counts
+    content ids, user and folder ids as the validator knows them; a repeated event_id counts
     once, across batches too; a CSV row that cannot be parsed): rows that fail go to ``rejected``
     (kept aside with their file, row, field and reason, never scored) instead of being scored or
-    dropped. Parquet parts stream; a CSV events file is read whole (as the validator reads it).
+    dropped. Parquet parts and well-formed CSV files stream (:func:`kt.data.io.iter_table_batches`).
     """
     from kt.data.io import iter_table_batches, known_ids_for_events, validate_events
     from kt.data.outcome import events_to_interactions

@@ -350,3 +350,28 @@ def test_streamed_parquet_ignores_a_stored_pandas_index_as_load_table_does(world
     assert [len(b.frame) for b in batches] == [3, 1]
     assert all("__index_level_0__" not in b.frame.columns for b in batches)
     assert pd.concat([b.frame for b in batches])["_row"].tolist() == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("bad_at", [None, 3, 80])
+def test_a_streamed_csv_gives_the_rows_and_the_malformed_ones_the_exact_parser_gives(tmp_path, monkeypatch, bad_at):
+    """Streamed a few hundred bytes at a time; a row pyarrow cannot parse (early, or after
+    several blocks were already given) hands the rest of the file to the exact parser, and no
+    row is given twice or lost."""
+    import kt.data.io as data_io
+    from kt.data.io import iter_table_batches
+
+    monkeypatch.setattr(data_io, "CSV_BLOCK_BYTES", 512)
+    header = "event_id,user_id,content_id,timestamp,folder_id,read_fraction,dwell_seconds,n_highlights,quiz_correct\n"
+    rows = [f"e{i},u1,c1,2024-02-01T10:{i // 60:02d}:{i % 60:02d}Z,,0.9,120,3,\n" for i in range(100)]
+    if bad_at is not None:
+        rows[bad_at - 1] = rows[bad_at - 1].rstrip("\n") + ",surplus\n"
+    path = tmp_path / "events.csv"
+    path.write_text(header + "".join(rows))
+    batches = list(iter_table_batches(path, EVENTS, batch_rows=16))
+    got = pd.concat([b.frame for b in batches], ignore_index=True)
+    malformed = [m for b in batches for m in b.malformed]
+    expected = [i for i in range(1, 101) if i != bad_at]
+    assert got["_row"].tolist() == expected and got["event_id"].tolist() == [f"e{i - 1}" for i in expected]
+    assert [(m["_row"], m["_code"], m.get("_extra")) for m in malformed] == (
+        [] if bad_at is None else [(bad_at, "malformed_row", "surplus")])
+    assert load_table(path, EVENTS).n_read == 100
