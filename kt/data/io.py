@@ -520,8 +520,8 @@ def _has_blank_line(f: Path, chunk: int = 1 << 24) -> bool:
             data = tail + block
             if b"\n\n" in data or b"\n\r\n" in data or b"\r\r" in data:
                 return True
-            tail = data[-2:]
-    return tail.endswith(b"\n\n") or tail.endswith(b"\r\r")
+            tail = data[-2:]  # a blank line split across two chunks
+    return False
 
 
 def _stream_csv(f: Path, schema: TableSchema, batch_rows: int, columns: list[str] | None) -> Iterator[pd.DataFrame]:
@@ -546,19 +546,19 @@ def _stream_csv(f: Path, schema: TableSchema, batch_rows: int, columns: list[str
     if any(not pa.types.is_string(t) for t in reader.schema.types):
         raise _NotStreamable  # a name with spaces around it escaped the text types: read it exactly
     keep = [i for i, c in enumerate(header) if columns is None or c in columns]
-    first, pending = 1, []
+    first, pending, n_pending = 1, [], 0
     try:
         for rb in reader:
             pending.append(rb)
-            if sum(b.num_rows for b in pending) >= batch_rows:
+            n_pending += rb.num_rows
+            if n_pending >= batch_rows:
                 yield _csv_frame(pending, header, keep, first)
-                first += sum(b.num_rows for b in pending)
-                pending = []
+                first, pending, n_pending = first + n_pending, [], 0
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise _NotStreamable from exc
-    if first == 1 and not sum(b.num_rows for b in pending):
+    if first == 1 and not n_pending:
         raise _NotStreamable  # header only: the exact parser says so
-    if pending:
+    if n_pending:
         yield _csv_frame(pending, header, keep, first)
 
 
