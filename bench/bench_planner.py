@@ -24,7 +24,9 @@ import json
 import os
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -66,54 +68,72 @@ def _checkpoint(world: Path, work: Path, epochs: int) -> Path:
     return Path(train(cfg, splits, checkpoint_dir=ckpt.parent).checkpoint_path)
 
 
-def evaluation(args) -> dict:
+@dataclass
+class EvalSetting:
+    """The evaluation's world, DKT, users and goals: shared by this bench and bench.planner_diagnostics."""
+
+    world_dir: Path
+    checkpoint: Path
+    world: Any
+    interactions: pd.DataFrame
+    catalog: Any
+    graph: Any
+    true_dag: Any
+    env: Any
+    config: Any  # EvalConfig
+    setup: Any  # EvalSetup
+    loaded: Any  # LoadedModel
+
+    def tracker(self, _env=None):
+        """A fresh MasteryTracker over the DKT, fed the chosen users' history (a learner factory)."""
+        from kt.mastery.tracker import MasteryTracker
+
+        tr = MasteryTracker.from_loaded(self.loaded, self.world.items)
+        tr.observe_many(self.setup.interactions[["user_id", "content_id", "topic_id", "outcome", "timestamp"]])
+        return tr
+
+
+def eval_setting(seed: int, epochs: int, users: int, steps: int, bundle_size: int = 5,
+                 checkpoint: str | None = None) -> EvalSetting:
     from kt.data.io import load_world
     from kt.data.outcome import events_to_interactions
-    from kt.mastery.tracker import MasteryTracker
     from kt.models.checkpoint import load_checkpoint
-    from kt.planner import (
-        Catalog,
-        ItemFolderGraph,
-        Planner,
-        PlannerConfig,
-        PrerequisiteGraph,
-        edge_precision_recall,
-        learn_prerequisites,
-    )
+    from kt.planner import Catalog, ItemFolderGraph, PrerequisiteGraph
+    from kt.planner.evaluation import EvalConfig, make_setup
+    from kt.sim.env import LearnerEnv
+
+    work = _work_dir()
+    wd = _world(work, seed)
+    ckpt = Path(checkpoint) if checkpoint else _checkpoint(wd, work, epochs)
+    world = load_world(wd)
+    inter, _ = events_to_interactions(world.events, world.items)
+    catalog = Catalog.from_world(world)
+    true_dag = PrerequisiteGraph.from_frame(world.prerequisites, world.topics["topic_id"])
+    env = LearnerEnv.from_world(wd)
+    cfg = EvalConfig(users=users, steps=steps, bundle_size=bundle_size, seed=seed)
+    return EvalSetting(wd, ckpt, world, inter, catalog, ItemFolderGraph.from_world(world, catalog), true_dag, env, cfg,
+                       make_setup(world, env, true_dag, inter, cfg), load_checkpoint(ckpt))
+
+
+def evaluation(args) -> dict:
+    from kt.planner import Planner, PlannerConfig, edge_precision_recall, learn_prerequisites
     from kt.planner.evaluation import (
-        EvalConfig,
         OracleLearner,
         SimulatorGreedyPolicy,
         best_baseline,
-        make_setup,
         results_table,
         run_policy,
     )
     from kt.planner.policies import PlannerPolicy, baseline_policies
-    from kt.sim.env import LearnerEnv
 
-    work = _work_dir()
-    wd = _world(work, args.seed)
-    ckpt = Path(args.checkpoint) if args.checkpoint else _checkpoint(wd, work, args.epochs)
-    world = load_world(wd)
-    inter, _ = events_to_interactions(world.events, world.items)
-    catalog = Catalog.from_world(world)
-    graph = ItemFolderGraph.from_world(world, catalog)
-    true_dag = PrerequisiteGraph.from_frame(world.prerequisites, world.topics["topic_id"])
+    es = eval_setting(args.seed, args.epochs, args.users, args.steps, args.bundle_size, args.checkpoint)
+    wd, ckpt, world, inter, catalog, graph, true_dag, env, cfg, setup = (
+        es.world_dir, es.checkpoint, es.world, es.interactions, es.catalog, es.graph, es.true_dag, es.env, es.config,
+        es.setup)
     t0 = time.perf_counter()
     learned = learn_prerequisites(inter, world.topics["topic_id"], topic_difficulty=catalog.topic_mean_difficulty())
     prereq_scores = edge_precision_recall(learned, true_dag) | {"seconds": time.perf_counter() - t0}
-    env = LearnerEnv.from_world(wd)
-    cfg = EvalConfig(users=args.users, steps=args.steps, bundle_size=args.bundle_size, seed=args.seed)
-    setup = make_setup(world, env, true_dag, inter, cfg)
-    loaded = load_checkpoint(ckpt)
-    cols = ["user_id", "content_id", "topic_id", "outcome", "timestamp"]
-
-    def tracker(_env):
-        tr = MasteryTracker.from_loaded(loaded, world.items)
-        tr.observe_many(setup.interactions[cols])
-        return tr
-
+    tracker = es.tracker
     default = Planner(catalog, graph, true_dag, PlannerConfig())
     tuned = Planner(catalog, graph, true_dag, PlannerConfig(**TUNED))
     on_learned = Planner(catalog, graph, learned, PlannerConfig())

@@ -53,15 +53,10 @@ class Nothing:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.bench_planner import _checkpoint, _work_dir, _world
-    from kt.data.io import load_world
-    from kt.data.outcome import events_to_interactions
-    from kt.mastery.tracker import MasteryTracker
-    from kt.models.checkpoint import load_checkpoint
-    from kt.planner import Catalog, ItemFolderGraph, Planner, PlannerConfig, PrerequisiteGraph
-    from kt.planner.evaluation import EvalConfig, OracleLearner, make_setup, results_table, run_policy
+    from bench.bench_planner import eval_setting
+    from kt.planner import Planner, PlannerConfig
+    from kt.planner.evaluation import OracleLearner, results_table, run_policy
     from kt.planner.policies import PlannerPolicy, baseline_policies
-    from kt.sim.env import LearnerEnv
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, default=200)
@@ -70,27 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=10)
     args = ap.parse_args(argv)
 
-    work = _work_dir()
-    wd = _world(work, args.seed)
-    loaded = load_checkpoint(_checkpoint(wd, work, args.epochs))
-    world = load_world(wd)
-    inter, _ = events_to_interactions(world.events, world.items)
-    catalog = Catalog.from_world(world)
-    true_dag = PrerequisiteGraph.from_frame(world.prerequisites, world.topics["topic_id"])
-    planner = Planner(catalog, ItemFolderGraph.from_world(world, catalog), true_dag, PlannerConfig())
-    env = LearnerEnv.from_world(wd)
-    cfg = EvalConfig(users=args.users, steps=args.steps, seed=args.seed)
-    setup = make_setup(world, env, true_dag, inter, cfg)
-    cols = ["user_id", "content_id", "topic_id", "outcome", "timestamp"]
-
-    def tracker():
-        tr = MasteryTracker.from_loaded(loaded, world.items)
-        tr.observe_many(setup.interactions[cols])
-        return tr
+    es = eval_setting(args.seed, args.epochs, args.users, args.steps)
+    world, env, setup, cfg, wd = es.world, es.env, es.setup, es.config, es.world_dir
+    planner = Planner(es.catalog, es.graph, es.true_dag, PlannerConfig())
 
     def split(mastery_from: str, success_from: str):
         def make(env_fork):
-            tr, oracle = tracker(), OracleLearner(env_fork)
+            tr, oracle = es.tracker(), OracleLearner(env_fork)
             pick = {"dkt": tr, "true": oracle}
             return SplitLearner(pick[mastery_from], pick[success_from], [tr])
         return make
