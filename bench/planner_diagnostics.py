@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         def make(env_fork):
             tr, oracle = es.tracker(), OracleLearner(env_fork)
             pick = {"dkt": tr, "true": oracle}
-            return SplitLearner(pick[mastery_from], pick[success_from], [tr])
+            # the oracle hears the events too: its ``progress`` comes from the practices it is told of
+            return SplitLearner(pick[mastery_from], pick[success_from], [tr, oracle])
         return make
 
     runs = [

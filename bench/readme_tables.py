@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 # README order; files not listed here follow alphabetically
-ORDER = ["kt_throughput_cpu_idle", "kt_throughput_cpu", "kt_train_assist2015_dkt_5fold", "kt_train_assist2015_sakt_5fold", "kt_train_assist2015_dkt_forget_5fold", "kt_train_assist2015_dkt_fold0_final", "kt_train_assist2015_sakt_fold0_final", "kt_train_assist2015_dkt_forget_fold0_final", "kt_train_assist2015_akt_1epoch", "kt_protocol_cpu_capped10", "kt_protocol_cpu_capped8_other", "kt_protocol_cpu_capped8_dktf", "kt_protocol_cuda", "sim", "mastery", "planner", "planner_diagnostics", "api"]
+ORDER = ["kt_throughput_cpu_idle", "kt_throughput_cpu", "kt_train_assist2015_dkt_5fold", "kt_train_assist2015_sakt_5fold", "kt_train_assist2015_dkt_forget_5fold", "kt_train_assist2015_dkt_fold0_final", "kt_train_assist2015_sakt_fold0_final", "kt_train_assist2015_dkt_forget_fold0_final", "kt_train_assist2015_akt_1epoch", "kt_protocol_cpu_capped10", "kt_protocol_cpu_capped8_other", "kt_protocol_cpu_capped8_dktf", "kt_protocol_cuda", "sim", "mastery", "planner", "planner_diagnostics", "planner_seeds", "api"]
 
 
 def collect(results: Path) -> str:

@@ -114,6 +114,9 @@ class TopicMastery(BaseModel):
     n_obs: int
     stage: str
     last_practiced: datetime | None = None
+    progress: float | None = Field(None, description="Mastery gained over the topic's last practices (the "
+                                   "tracker's progress_window); null until it has that many. Below the planner's "
+                                   "min_progress the topic is stalled and planned after the others.")
 
 
 class MasteryResponse(BaseModel):

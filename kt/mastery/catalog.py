@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,16 @@ def _primary_topics(item_topics: Mapping[str, object] | pd.DataFrame) -> dict[st
             t = t[0]
         out[str(cid)] = str(t).split("|", 1)[0].strip()
     return out
+
+
+def _difficulties(item_topics: Mapping[str, object] | pd.DataFrame) -> dict[str, float]:
+    """content_id -> catalog difficulty, from an ``items`` table's ``difficulty`` column (empty
+    for a mapping or a table without one; missing values are left out)."""
+    if not isinstance(item_topics, pd.DataFrame) or "difficulty" not in item_topics.columns:
+        return {}
+    d = pd.to_numeric(item_topics["difficulty"], errors="coerce").to_numpy(np.float64)
+    ok = np.isfinite(d)
+    return dict(zip(item_topics["content_id"].astype(str).to_numpy()[ok].tolist(), d[ok].tolist(), strict=True))
 
 
 def _lookup(vocab: Vocab, tokens: np.ndarray) -> np.ndarray:
@@ -93,9 +103,11 @@ class TopicCatalog:
     item_vocab: Vocab | None
     concept_vocab: Vocab
     item_aware: bool
+    item_difficulty: dict[str, float] = field(default_factory=dict)  # content_id -> catalog difficulty
 
     def __post_init__(self) -> None:
         self.topic_index = {t: k for k, t in enumerate(self.topic_ids)}
+        self._median_difficulty: np.ndarray | None = None  # (K,) per topic, built on first use
         self._content_lookup: tuple[dict[str, int], np.ndarray, np.ndarray] | None = None
         self._items_version = 0  # bumped by add_items: a lookup built from older items is not kept
         self._items_lock = threading.Lock()
@@ -159,6 +171,27 @@ class TopicCatalog:
         pos = pos[known]
         return known, items[pos], concepts[pos]
 
+    def difficulty_gap(self, content_ids: Sequence[str], topic_pos: np.ndarray) -> np.ndarray:
+        """(N,) the median catalog difficulty of each item's topic minus the item's own (0 where
+        either is unknown): how much easier than the topic's typical item each item is."""
+        med = self._median_difficulty
+        if med is None:
+            med = np.full(self.num_topics, np.nan)
+            by_topic: dict[int, list[float]] = {}
+            for cid, d in list(self.item_difficulty.items()):
+                k = self.topic_index.get(self.item_topic.get(cid, ""), -1)
+                if k >= 0:
+                    by_topic.setdefault(k, []).append(d)
+            for k, ds in by_topic.items():
+                med[k] = float(np.median(ds))
+            self._median_difficulty = med
+        get = self.item_difficulty.get
+        d = np.fromiter((get(c, np.nan) for c in content_ids), np.float64, len(content_ids))
+        pos = np.asarray(topic_pos, dtype=np.int64)
+        m = np.where(pos >= 0, med[np.maximum(pos, 0)], np.nan) if len(pos) else np.zeros(0)
+        gap = m - d
+        return np.where(np.isfinite(gap), gap, 0.0)
+
     def encode_frame(self, content_ids: pd.Series, topic_ids: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Vectorised :meth:`encode` for interactions that carry their ``topic_id``."""
         topics = topic_ids.astype(str).to_numpy()
@@ -173,10 +206,13 @@ class TopicCatalog:
     def add_items(self, item_topics: Mapping[str, object] | pd.DataFrame) -> None:
         """Register new content (content_id -> topics); it is scored through its primary topic."""
         primary = _primary_topics(item_topics)
+        difficulty = _difficulties(item_topics)
         with self._items_lock:
             self.item_topic.update(primary)
+            self.item_difficulty.update(difficulty)
             self._items_version += 1
             self._content_lookup = None
+            self._median_difficulty = None
 
     # ----------------------------------------------------------------- builder
     @classmethod
@@ -226,7 +262,8 @@ class TopicCatalog:
                 panel_items[i, : len(order)] = grp["item"].to_numpy()[order]
                 panel_mask[i, : len(order)] = True
             # topics without known items keep item 0 (unknown) with their concept
-        return cls(topic_ids, concept_idx, panel_items, panel_mask, item_topic, item_vocab, concept_vocab, bool(item_aware))
+        return cls(topic_ids, concept_idx, panel_items, panel_mask, item_topic, item_vocab, concept_vocab, bool(item_aware),
+                   _difficulties(item_topics))
 
     # --------------------------------------------------------------- scoring
     @torch.no_grad()

@@ -48,18 +48,40 @@ class MasteryConfig:
     evidence_prior: n0 in confidence = n / (n + n0) * 2^(-dt / half_life).
     half_life_days: the time after the last practice at which confidence halves.
     stages: the stage thresholds.
+    progress_window: ``progress`` of a topic = its mastery right after its latest practice minus
+      its mastery right after the practice this many practices earlier (NaN until the topic has
+      that many); learning progress in the sense of Clement et al. 2015 (ZPDES).
+    offset_prior_sd: prior standard deviation (logits) of the per-(user, topic) offset fitted
+      online to the residuals of the model's own predictions (``predict_success`` adds it);
+      0 turns the offset off.
+    offset_drift: variance (logits^2) the offset may drift by between two practices of the topic
+      (a random walk, as a learner changes): recent outcomes weigh more, and the offset follows a
+      learner who improves instead of freezing on an old average.
+    offset_difficulty_slope: logits per unit of catalog difficulty by which a prediction is
+      spread around its topic's median item before its residual is taken (the planner's
+      ``difficulty_slope``), so hard items failed are not read as a weak learner; used only
+      when the catalog carries difficulties.
     """
 
     panel_size: int = 5
     evidence_prior: float = 5.0
     half_life_days: float = 7.0
     stages: StageThresholds = field(default_factory=StageThresholds)
+    progress_window: int = 5
+    offset_prior_sd: float = 0.5
+    offset_drift: float = 1.0
+    offset_difficulty_slope: float = 8.0
 
     def __post_init__(self) -> None:
         if self.panel_size < 1:
             raise ValueError(f"MasteryConfig.panel_size must be >= 1 (got {self.panel_size})")
         if self.evidence_prior <= 0 or self.half_life_days <= 0:
             raise ValueError("MasteryConfig.evidence_prior and half_life_days must be > 0")
+        if self.progress_window < 1:
+            raise ValueError(f"MasteryConfig.progress_window must be >= 1 (got {self.progress_window})")
+        if self.offset_prior_sd < 0 or self.offset_drift < 0:
+            raise ValueError("MasteryConfig.offset_prior_sd and offset_drift must be >= 0 "
+                             f"(got {self.offset_prior_sd}, {self.offset_drift})")
 
     @property
     def half_life_seconds(self) -> float:

@@ -44,10 +44,13 @@ class Padded:
 @dataclass
 class ReplayResult:
     """groups: (user positions, batched final state) with stackable states per group.
-    practiced: (B, T) mastery of each event's topic right after the event (NaN on padding)."""
+    practiced: (B, T) mastery of each event's topic right after the event (NaN on padding).
+    predicted: (B, T) the model's logit for each event's item just before the event (what it
+    predicted for it), when asked for; else None."""
 
     groups: list[tuple[np.ndarray, KTState]]
     practiced: np.ndarray
+    predicted: np.ndarray | None = None
 
 
 @torch.no_grad()
@@ -58,6 +61,7 @@ def replay(
     dims: dict[str, int],
     data: Padded,
     track_practiced: bool = True,
+    track_predicted: bool = False,
 ) -> ReplayResult:
     """Apply each user's interactions to ``state`` (B users) in order."""
     b, t_max = data.items.shape
@@ -70,6 +74,7 @@ def replay(
     responses = torch.as_tensor(data.responses[order], device=dev)
     topics = data.topics[order]
     practiced = np.full((b, t_max), np.nan)
+    predicted = np.full((b, t_max), np.nan) if track_predicted else None
     groups: list[tuple[np.ndarray, KTState]] = []
     active = b
     for t in range(t_max + 1):
@@ -80,6 +85,9 @@ def replay(
             active = n_t
         if n_t == 0:
             break
+        if predicted is not None:  # one more query per step: only when the caller needs it
+            logit = model.query(state, items[:n_t, t : t + 1], concepts[:n_t, t : t + 1])
+            predicted[order[:n_t], t] = logit.view(-1).float().cpu().numpy()
         state = model.update(state, items[:n_t, t], concepts[:n_t, t], responses[:n_t, t])
         if track_practiced:
             tp = topics[:n_t, t]
@@ -88,7 +96,7 @@ def replay(
             practiced[order[:n_t], t] = np.where(ok, m, np.nan)
     if active:
         groups.append((order[:active], state))
-    return ReplayResult(merge_groups(groups, dims), practiced)
+    return ReplayResult(merge_groups(groups, dims), practiced, predicted)
 
 
 def merge_groups(groups: list[tuple[np.ndarray, KTState]], dims: dict[str, int]) -> list[tuple[np.ndarray, KTState]]:

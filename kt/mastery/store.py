@@ -3,7 +3,8 @@
 One row per user: the model version the state was built with, the model's online state as a
 small binary blob (:func:`kt.mastery.state.to_bytes`), and per-topic evidence as JSON
 (``n_obs``, ``last_practiced`` in unix seconds, ``practiced_mastery`` = the estimate right
-after the last practice, used to detect decay). A state whose ``model_version`` differs from
+after the last practice, used to detect decay; ``evidence``: each topic's mastery trail over its
+last practices and its calibration offset, see :class:`StateMeta`). A state whose ``model_version`` differs from
 the serving model's is stale: rebuild it from the user's events (``MasteryTracker.rebuild``).
 """
 
@@ -31,6 +32,11 @@ class StateMeta:
     n_obs: dict[str, int] = field(default_factory=dict)
     last_practiced: dict[str, float] = field(default_factory=dict)
     practiced_mastery: dict[str, float] = field(default_factory=dict)
+    # mastery right after each of the topic's last ``progress_window + 1`` practices, oldest first
+    trail: dict[str, list[float]] = field(default_factory=dict)
+    # [offset in logits, its precision]: the Gaussian (Laplace) estimate of how far the user's
+    # outcomes on the topic sit from the model's predictions
+    offset: dict[str, list[float]] = field(default_factory=dict)
     updated_at: float = 0.0
 
 
@@ -70,6 +76,7 @@ class MasteryStateStore:
             sa.Column("n_obs", sa.Text, nullable=False),
             sa.Column("last_practiced", sa.Text, nullable=False),
             sa.Column("practiced_mastery", sa.Text, nullable=False),
+            sa.Column("evidence", sa.Text),
             sa.Column("updated_at", sa.Float, nullable=False),
         )
         try:
@@ -78,6 +85,7 @@ class MasteryStateStore:
             # another process created the table between our check and our CREATE: fine if it exists
             if not sa.inspect(self.engine).has_table(table):
                 raise
+        _add_missing_columns(self.engine, self.table)
         if self.engine.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:
@@ -129,6 +137,7 @@ class MasteryStateStore:
                     "n_obs": json.dumps(meta.n_obs),
                     "last_practiced": json.dumps(meta.last_practiced),
                     "practiced_mastery": json.dumps(meta.practiced_mastery),
+                    "evidence": json.dumps({"trail": meta.trail, "offset": meta.offset}),
                     "updated_at": now,
                 }
             )
@@ -154,7 +163,26 @@ class MasteryStateStore:
         self.engine.dispose()
 
 
+def _add_missing_columns(engine: sa.Engine, table: sa.Table) -> None:
+    """Add the nullable columns a store written by an older ktpath lacks (``evidence``): states
+    saved before read as having no evidence yet."""
+    have = {c["name"] for c in sa.inspect(engine).get_columns(table.name)}
+    quote = engine.dialect.identifier_preparer.quote
+    for col in table.columns:
+        if col.name in have or not col.nullable:
+            continue
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(col.name)} "
+                                     f"{col.type.compile(engine.dialect)}"))
+        except sa.exc.DBAPIError:
+            # another process added it first: fine if it is there now
+            if col.name not in {c["name"] for c in sa.inspect(engine).get_columns(table.name)}:
+                raise
+
+
 def _meta_from_row(r) -> StateMeta:
+    evidence = json.loads(r.evidence) if r.evidence else {}
     return StateMeta(
         model_version=r.model_version,
         n_events=r.n_events,
@@ -162,6 +190,8 @@ def _meta_from_row(r) -> StateMeta:
         n_obs=json.loads(r.n_obs),
         last_practiced=json.loads(r.last_practiced),
         practiced_mastery=json.loads(r.practiced_mastery),
+        trail=evidence.get("trail", {}),
+        offset=evidence.get("offset", {}),
         updated_at=r.updated_at,
     )
 

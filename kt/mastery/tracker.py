@@ -25,7 +25,7 @@ from kt.mastery.stages import confidence, stage_codes, stage_names
 from kt.mastery.store import MasteryStateStore, StateMeta, StoredState
 from kt.models.base import KTModel, KTState
 
-TOPIC_MASTERY_COLUMNS = ["topic_id", "mastery", "confidence", "n_obs", "stage", "last_practiced"]
+TOPIC_MASTERY_COLUMNS = ["topic_id", "mastery", "confidence", "n_obs", "stage", "last_practiced", "progress"]
 
 
 class StaleStateError(RuntimeError):
@@ -155,10 +155,11 @@ class MasteryTracker:
         for i, u in enumerate(users):
             by_sig.setdefault(st.signature(recs[u].state, self.dims), []).append(i)
         saves = []
+        calibrate = self.config.offset_prior_sd > 0
         for idx in by_sig.values():
             state = st.stack([recs[users[i]].state for i in idx], self.dims)
             data = Padded.from_lists([rows[i] for i in idx])
-            res = replay(self.model, self.catalog, state, self.dims, data)
+            res = replay(self.model, self.catalog, state, self.dims, data, track_predicted=calibrate)
             final: dict[int, KTState] = {}
             for pos, s in res.groups:
                 for j, one in zip(pos, st.split(s, self.dims), strict=True):
@@ -166,8 +167,11 @@ class MasteryTracker:
             for j, i in enumerate(idx):
                 u = users[i]
                 meta = recs[u].meta
-                times = per_user[u][3]
+                cids, _, outs, times = per_user[u]
                 topics = data.topics[j, : data.lengths[j]]
+                if calibrate:  # the prediction spread by difficulty, as the planner reads it
+                    base = res.predicted[j, : data.lengths[j]] + (
+                        self.config.offset_difficulty_slope * self.catalog.difficulty_gap(cids, topics))
                 for t_pos, k in enumerate(topics):
                     if k < 0:
                         continue
@@ -176,6 +180,12 @@ class MasteryTracker:
                     # the latest practice, not the latest arrival: a late event must not age the topic
                     meta.last_practiced[tid] = max(meta.last_practiced.get(tid, -math.inf), float(times[t_pos]))
                     meta.practiced_mastery[tid] = float(res.practiced[j, t_pos])
+                    trail = meta.trail.setdefault(tid, [])
+                    trail.append(float(res.practiced[j, t_pos]))
+                    del trail[: -(self.config.progress_window + 1)]
+                    if calibrate and np.isfinite(base[t_pos]):
+                        meta.offset[tid] = update_offset(meta.offset.get(tid), float(base[t_pos]), int(outs[t_pos]),
+                                                         self.config.offset_prior_sd, self.config.offset_drift)
                 meta.n_events += int(data.lengths[j])
                 if times:
                     meta.last_event_at = max(meta.last_event_at or -math.inf, float(max(times)))
@@ -239,7 +249,11 @@ class MasteryTracker:
         pm = np.array([meta.practiced_mastery.get(t, np.nan) for t in topics], dtype=np.float64)
         now_s = to_seconds(now) if now is not None else (meta.last_event_at if meta.last_event_at is not None else np.nan)
         since = now_s - last
-        return build_frame(topics, mastery, n_obs, last, pm, since, self.config)
+        frame = build_frame(topics, mastery, n_obs, last, pm, since, self.config)
+        w = self.config.progress_window
+        trails = [meta.trail.get(t, ()) for t in topics]
+        frame["progress"] = [tr[-1] - tr[-1 - w] if len(tr) > w else np.nan for tr in trails]
+        return frame
 
     @torch.no_grad()
     def predict_success(self, user_id: str, content_ids: Sequence[str]) -> np.ndarray:
@@ -249,15 +263,36 @@ class MasteryTracker:
 
     @torch.no_grad()
     def predict_success_of(self, rec: StoredState, content_ids: Sequence[str]) -> np.ndarray:
-        """:meth:`predict_success` from a state from :meth:`load_state`."""
+        """:meth:`predict_success` from a state from :meth:`load_state`. Each logit is shifted by the
+        user's calibration offset on the item's primary topic (``MasteryConfig.offset_prior_sd``)."""
         known, items, concepts = self.catalog.encode_items([str(c) for c in content_ids])
         out = np.full(len(known), np.nan)
         if len(items):
             dev = self.model.device
             logits = self.model.query(rec.state, torch.as_tensor(items, device=dev).view(1, -1),
                                       torch.as_tensor(concepts, device=dev).view(1, -1))
-            out[known] = torch.sigmoid(logits.float()).view(-1).cpu().numpy()
+            logits = logits.float().view(-1).cpu().numpy().astype(np.float64)
+            if rec.meta.offset and self.config.offset_prior_sd > 0:
+                shift = np.zeros(len(self.catalog.concept_vocab.tokens) + 1)
+                for tid, (delta, _) in rec.meta.offset.items():
+                    k = self.catalog.topic_index.get(tid)
+                    if k is not None and self.catalog.concept_idx[k] > 0:
+                        shift[self.catalog.concept_idx[k]] = delta
+                logits = logits + shift[concepts]
+            out[known] = 1.0 / (1.0 + np.exp(-logits))
         return out
+
+
+def update_offset(prior: list[float] | None, logit: float, outcome: int, prior_sd: float, drift: float) -> list[float]:
+    """One outcome's update of a topic's calibration offset, ``[mean, precision]`` in logits: the
+    online Laplace approximation of a logistic regression on the offset (the model's ``logit``
+    fixed) whose offset drifts as a random walk (variance ``drift`` per practice) from a
+    N(0, prior_sd^2) start; an Elo rating with an uncertainty-driven step (Pelanek 2016)."""
+    delta, precision = prior if prior is not None else (0.0, 1.0 / prior_sd**2)
+    precision = 1.0 / (1.0 / precision + drift)
+    p = 1.0 / (1.0 + math.exp(-(logit + delta)))
+    precision += p * (1.0 - p)
+    return [delta + (outcome - p) / precision, precision]
 
 
 def build_frame(topics, mastery, n_obs, last, pm, since, cfg: MasteryConfig) -> pd.DataFrame:

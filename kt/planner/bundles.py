@@ -4,7 +4,9 @@
    (default 0.70-0.85); when fewer than the bundle size fall in it, widen the band by
    ``widen_step`` per side up to ``max_widen``, then fall back to the items nearest the band.
 2. *Diversity*: maximal marginal relevance (Carbonell & Goldstein, SIGIR 1998) over item features:
-   relevance = closeness to the band centre + normalised Pixie score + primary-topic bonus;
+   relevance = closeness to the band's aim (``band_aim``: by default its hard edge, the most
+   demanding items the learner is still predicted to handle) + normalised Pixie score +
+   primary-topic bonus;
    similarity = weighted topic-set Jaccard, same kind, difficulty closeness, shared folder.
 3. *Order*: easy to hard, i.e. predicted success descending.
 """
@@ -83,6 +85,11 @@ def band_select(p: np.ndarray, band: tuple[float, float], size: int, step: float
     return idx, used
 
 
+def band_aim(band: tuple[float, float], aim: float) -> float:
+    """The predicted success a band aims at: ``aim`` 0 its low (hard) edge, 1 its high one."""
+    return band[0] + aim * (band[1] - band[0])
+
+
 def similarity_matrix(items: np.ndarray, catalog: Catalog, graph: ItemFolderGraph | None, weights) -> np.ndarray:
     """(P, P) similarity in [0, 1] of catalog items: weighted topic Jaccard, same kind,
     difficulty closeness and folder co-membership."""
@@ -144,10 +151,8 @@ def assemble_bundle(
     if len(items) == 0:
         return np.zeros(0, np.int64), np.zeros(0), config.band
     admit, used = band_select(p, config.band, size, config.widen_step, config.max_widen)
-    lo, hi = used
-    centre, half = (lo + hi) / 2, max((hi - lo) / 2, 1e-3)
-    pa = p[admit]
-    closeness = np.clip(1.0 - np.abs(pa - centre) / (half + config.widen_step), 0.0, 1.0)
+    aim, width = band_aim(used, config.band_aim), max(used[1] - used[0], 1e-3)
+    closeness = np.clip(1.0 - np.abs(p[admit] - aim) / (width + config.widen_step), 0.0, 1.0)
     ws = walk_score[admit]
     walk_norm = np.log1p(ws) / np.log1p(ws.max()) if ws.max() > 0 else np.zeros(len(ws))
     relevance = closeness + config.w_walk * walk_norm + 0.1 * is_primary[admit]

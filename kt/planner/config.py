@@ -24,8 +24,15 @@ class PlannerConfig:
         score terms (headroom = 1 - mastery). interest_decay: share of a topic's interest its
         prerequisites inherit.
       review_first: put review bundles before new material in a path.
+      min_progress: a topic whose mastery rose by less than this over the learner model's last
+        practices of it (its ``progress`` column; models without one are never stalled) is
+        *stalled*: practice there is not paying off now (an unmet prerequisite the model does
+        not see, or nothing left at the right difficulty). Stalled topics are planned after every
+        other target and are never swapped in as a prerequisite to strengthen. ``None``: off.
     Bundles
       band: desirable-difficulty band of predicted success (Bjork's desirable difficulties);
+      band_aim: where in the band an item's relevance peaks, 0 = its hard edge (lowest predicted
+        success), 0.5 = its centre; review items aim there too.
       widen_step / max_widen: how far the band grows, each side, when too few items fall in it.
       min_bundle / max_bundle: bundle size limits. mmr_lambda: relevance vs diversity trade-off
       of maximal marginal relevance (Carbonell & Goldstein 1998). sim_weights: item similarity as a
@@ -64,7 +71,9 @@ class PlannerConfig:
     w_headroom: float = 1.0
     interest_decay: float = 0.7
     review_first: bool = True
+    min_progress: float | None = 0.05
     band: tuple[float, float] = (0.70, 0.85)
+    band_aim: float = 0.0
     widen_step: float = 0.05
     max_widen: float = 0.4
     min_bundle: int = 3
@@ -90,6 +99,8 @@ class PlannerConfig:
         lo, hi = self.band
         if not 0.0 <= lo <= hi <= 1.0:
             raise ValueError(f"PlannerConfig.band must satisfy 0 <= lo <= hi <= 1 (got {self.band})")
+        if not 0.0 <= self.band_aim <= 1.0:
+            raise ValueError(f"PlannerConfig.band_aim must be in [0, 1] (got {self.band_aim})")
         if not 1 <= self.min_bundle <= self.max_bundle:
             raise ValueError("PlannerConfig needs 1 <= min_bundle <= max_bundle")
         if isinstance(self.pixie, dict):

@@ -80,12 +80,16 @@ class OracleLearner:
     thresholds mean the same thing as with :class:`kt.mastery.MasteryTracker`. Stages: ``new``
     before any practice, ``needs_review`` when latent mastery fell by more than ``review_margin``
     since the last practice, ``mastered`` at ``mastered`` or above, else ``learning``.
+    ``progress``: as the tracker's (``MasteryConfig.progress_window``), from the mastery right
+    after each practice it is told of (``observe_many``).
     """
 
-    def __init__(self, env, mastered: float = 0.8, review_margin: float = 0.1) -> None:
+    def __init__(self, env, mastered: float = 0.8, review_margin: float = 0.1, progress_window: int = 5) -> None:
         self.env = env
         self.mastered = mastered
         self.review_margin = review_margin
+        self.progress_window = progress_window
+        self._trail: dict[tuple[int, int], list[float]] = {}
         cat = env.catalog
         panel = []
         for k in range(env.n_topics):
@@ -105,8 +109,25 @@ class OracleLearner:
         stage[n == 0] = "new"
         since = self.env.seconds(now, u) - self.env.state.last[u]
         conf = n / (n + 5.0) * np.exp2(-np.maximum(since, 0.0) / (7 * 24 * HOUR))  # as the tracker's
+        w = self.progress_window
+        trails = [self._trail.get((u, k), ()) for k in range(len(m))]
+        progress = [tr[-1] - tr[-1 - w] if len(tr) > w else np.nan for tr in trails]
         return pd.DataFrame({"topic_id": self.env.topic_ids, "mastery": m, "confidence": conf, "n_obs": n,
-                             "stage": stage, "last_practiced": self.env.state.last[u]})
+                             "stage": stage, "last_practiced": self.env.state.last[u], "progress": progress})
+
+    def observe_many(self, interactions: pd.DataFrame) -> None:
+        """Record each practised topic's mastery after the practices (for ``progress``)."""
+        for user, grp in interactions.groupby("user_id"):
+            u = self.env.user_index(str(user))
+            m = self.env.success_probability(str(user), self.panel)
+            for topic, count in grp["topic_id"].astype(str).value_counts().items():
+                k = self.env.topic_index(topic)
+                trail = self._trail.setdefault((u, k), [])
+                # the batch's practices were read before this call: spread the change since the
+                # last known value evenly over them (the tracker has the exact value per practice)
+                start = trail[-1] if trail else float(m[k])
+                trail.extend(np.linspace(start, float(m[k]), int(count) + 1)[1:].tolist())
+                del trail[: -(self.progress_window + 1)]
 
     def predict_success(self, user_id: str, content_ids) -> np.ndarray:
         return self.env.success_probability(user_id, list(content_ids))

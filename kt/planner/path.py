@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from kt.data.times import series_to_seconds, to_seconds
-from kt.planner.bundles import Bundle, BundleItem, assemble_bundle
+from kt.planner.bundles import Bundle, BundleItem, assemble_bundle, band_aim
 from kt.planner.calibration import DifficultyAdjusted
 from kt.planner.catalog import Catalog
 from kt.planner.config import PlannerConfig
@@ -33,7 +33,15 @@ from kt.planner.graph import ItemFolderGraph
 from kt.planner.pixie import WalkResult, pixie_walk
 from kt.planner.prerequisites import PrerequisiteGraph, learn_prerequisites
 from kt.planner.protocol import LearnerModel
-from kt.planner.targets import Target, TopicState, interest_weights, level_gap, select_targets, topic_states
+from kt.planner.targets import (
+    Target,
+    TopicState,
+    interest_weights,
+    is_stalled,
+    level_gap,
+    select_targets,
+    topic_states,
+)
 
 DAY = 86_400.0
 
@@ -359,7 +367,7 @@ class Planner:
         req: _Request, walk_pos: dict[int, np.ndarray], taken: set[int], n: int, p_of: dict[int, float],
     ) -> tuple[list[tuple[int, float, Target]], dict[int, float]]:
         """Interleaved spaced review: ``n`` items from practised topics with the lowest confidence,
-        each the unseen item nearest the band centre: prerequisite ancestors of the target, and, with
+        each the unseen item nearest the band's aim: prerequisite ancestors of the target, and, with
         goals, the other practised topics of the goal path (the goals and their ancestors, also
         those after the target: interleaving them measured +0.004 E_p over prerequisites only, 0.265
         against 0.261). Each item's reason says which of the two it is."""
@@ -370,7 +378,7 @@ class Planner:
                      and states[t].mastery >= cfg.review_min_mastery]
         practised.sort(key=lambda t: (states[t].confidence, states[t].mastery, t))
         out: list[tuple[int, float, Target]] = []
-        centre = sum(cfg.band) / 2
+        aim = band_aim(cfg.band, cfg.band_aim)
         for t in practised:
             if len(out) >= n:
                 break
@@ -380,7 +388,7 @@ class Planner:
                 continue
             p_of = self._predict(user_id, learner, pool, p_of)
             p = np.nan_to_num(np.array([p_of[int(i)] for i in pool]), nan=0.0)
-            j = int(np.argmin(np.abs(p - centre)))
+            j = int(np.argmin(np.abs(p - aim)))
             st = states[t]
             if t in own:
                 why = f"spaced review of {t}, a prerequisite of {target.topic_id} (confidence {st.confidence:.2f})"
@@ -391,7 +399,9 @@ class Planner:
         return out, p_of
 
     def _weakest_prerequisite(self, target: Target, states: dict[str, TopicState], done: set[str], best_p: float) -> Target | None:
-        parents = [p for p in self.prerequisites.parents.get(target.topic_id, []) if p not in done]
+        # a stalled prerequisite is not worth another bundle now, however weak it looks
+        parents = [p for p in self.prerequisites.parents.get(target.topic_id, [])
+                   if p not in done and not (p in states and is_stalled(states[p], self.config))]
         if not parents:
             return None
         weakest = min(parents, key=lambda t: (states[t].mastery if t in states else 0.0, t))

@@ -12,6 +12,10 @@ Three sources, all read from the learner model's topic mastery and the prerequis
 
 Ready and review topics are weighted by the user's interests (topics of their recent highlights,
 decayed by recency) so the fringe is explored where the user already reads.
+
+A *stalled* topic (its mastery rose by less than ``min_progress`` over the learner model's last
+practices of it) goes after every other target: like ZPDES (Clement, Roy, Oudeyer & Lopes 2015,
+"Multi-armed bandits for intelligent tutoring systems"), practice goes where it is paying off.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class TopicState:
     ability: float | None = None
     level: float | None = None
     n_obs: int | None = None  # observations behind the mastery (None: the model does not say)
+    progress: float | None = None  # mastery gained over the model's last practices (None: not known)
 
 
 @dataclass
@@ -60,15 +65,24 @@ def topic_states(frame: pd.DataFrame | None, topics: Iterable[str], config: Plan
         mastery = np.where(np.isfinite(mastery), mastery, config.unseen_mastery).tolist()
         conf = frame["confidence"].to_numpy(np.float64, na_value=np.nan) if "confidence" in frame.columns else np.zeros(n)
         conf = np.where(np.isfinite(conf), conf, 0.0).tolist()
-        if "n_obs" in frame.columns:
-            obs = frame["n_obs"].to_numpy(np.float64, na_value=np.nan)
-            n_obs = [int(x) if np.isfinite(x) else None for x in obs.tolist()]
-        else:
-            n_obs = [None] * n
-        for tid, m, stage, c, k in zip(frame["topic_id"].astype(str).tolist(), mastery,
-                                       frame["stage"].astype(str).tolist(), conf, n_obs, strict=True):
-            out[tid] = TopicState(m, stage, c, n_obs=k)
+        n_obs, progress = _optional(frame, "n_obs", int), _optional(frame, "progress", float)
+        for tid, m, stage, c, k, g in zip(frame["topic_id"].astype(str).tolist(), mastery, frame["stage"].astype(str).tolist(),
+                                          conf, n_obs, progress, strict=True):
+            out[tid] = TopicState(m, stage, c, n_obs=k, progress=g)
     return out
+
+
+def _optional(frame: pd.DataFrame, column: str, kind: type) -> list:
+    """A column a learner model may leave out, as Python values (None where missing or NaN)."""
+    if column not in frame.columns:
+        return [None] * len(frame)
+    vals = pd.to_numeric(frame[column], errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    return [kind(x) if np.isfinite(x) else None for x in vals.tolist()]
+
+
+def is_stalled(state: TopicState, config: PlannerConfig) -> bool:
+    """Its mastery rose by less than ``min_progress`` over the model's last practices of it."""
+    return config.min_progress is not None and state.progress is not None and state.progress < config.min_progress
 
 
 def is_mastered(state: TopicState, config: PlannerConfig) -> bool:
@@ -131,7 +145,25 @@ def select_targets(
 
     Without goals: reviews and the ready fringe by score. With goals: the goal chain's ready
     topics and reviews by score, then the chain's not-yet-ready topics (prerequisites first),
-    then the goal's already mastered ancestors (consolidation), weakest first."""
+    then the goal's already mastered ancestors (consolidation), weakest first. Stalled topics
+    (:func:`is_stalled`) follow all the others, in the same order."""
+    ranked = _rank_targets(states, prereqs, interests, config, goal_topics)
+    stalled = [x for x in ranked if x.topic_id in states and is_stalled(states[x.topic_id], config)]
+    if stalled:
+        ids = {x.topic_id for x in stalled}
+        ranked = [x for x in ranked if x.topic_id not in ids] + stalled
+    return ranked[:limit]
+
+
+def _rank_targets(
+    states: dict[str, TopicState],
+    prereqs: PrerequisiteGraph,
+    interests: dict[str, float],
+    config: PlannerConfig,
+    goal_topics: Iterable[str] | None,
+) -> list[Target]:
+    """Every target of :func:`select_targets`, stalled ones in their place."""
+    limit = len(states) + len(prereqs.topics)
     goals = [str(g) for g in (goal_topics or [])]
     interests = propagate_interests(interests, prereqs, config.interest_decay)
     chain = set(goal_chain(goals, states, prereqs, config)) if goals else set()

@@ -108,6 +108,9 @@ def test_mastery_changes_after_new_events(client):
     expected = fresh.topic_mastery(user).set_index("topic_id")["mastery"]
     got = pd.Series({t["topic_id"]: t["mastery"] for t in after["topics"]})
     assert np.allclose(got.sort_index(), expected.loc[got.index].sort_index(), atol=1e-5)
+    # and the topic's progress over its last practices, as the planner reads it
+    progress = fresh.topic_mastery(user).set_index("topic_id")["progress"]
+    assert m_after["progress"] is not None and abs(m_after["progress"] - progress[topic]) < 1e-5
     # the served tracker absorbed them on ingest: the stored state matches the log without a rebuild
     learner = client.app.state.services.learner()
     rec = learner.tracker.store.load(user)

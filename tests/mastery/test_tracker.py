@@ -20,7 +20,8 @@ def _history(interactions: pd.DataFrame, n_users: int = 4, max_len: int = 40) ->
 @pytest.mark.parametrize("name", available_models())
 def test_online_equals_full_recompute(name, vocabs, items, topics, interactions, make_model):
     model = make_model(name)
-    tracker = MasteryTracker(model, *vocabs, items, topics=topics)
+    # without the calibration offset, predictions are the model's own (the offset has its own test)
+    tracker = MasteryTracker(model, *vocabs, items, topics=topics, config=MasteryConfig(offset_prior_sd=0))
     hist = _history(interactions)
     half = len(hist) // 2
     tracker.observe_many(hist.iloc[:half])  # batched, several users at once
@@ -138,8 +139,9 @@ def test_new_model_version_needs_rebuild(tmp_path, vocabs, items, topics, intera
 def test_topic_mastery_columns_and_unknown_user(vocabs, items, topics, make_model):
     tracker = MasteryTracker(make_model("dkt"), *vocabs, items, config=MasteryConfig(), topics=topics)
     tm = tracker.topic_mastery("nobody")
-    assert list(tm.columns) == ["topic_id", "mastery", "confidence", "n_obs", "stage", "last_practiced"]
+    assert list(tm.columns) == ["topic_id", "mastery", "confidence", "n_obs", "stage", "last_practiced", "progress"]
     assert len(tm) == len(topics) and (tm["stage"] == "new").all() and (tm["confidence"] == 0).all()
+    assert tm["progress"].isna().all()
     assert tracker.users() == []
 
 
@@ -194,3 +196,67 @@ def test_topic_lists_with_spaces_are_read_as_the_contract_reads_them(vocabs, ite
     other.observe_many(no_topic.assign(topic_id=pd.array([None] * len(no_topic), dtype="string")))  # pd.NA: own topic
     for user in hist["user_id"].unique():
         pd.testing.assert_frame_equal(plain.topic_mastery(user), other.topic_mastery(user))
+
+
+def test_progress_and_offset_follow_each_practice(world, vocabs, topics, interactions, make_model):
+    """``progress`` is the change of a topic's mastery over its last ``progress_window`` practices,
+    and the calibration offset is the sequential update over the residuals of the model's own
+    prediction for each item (just before it), spread by the item's catalog difficulty."""
+    from kt.mastery.tracker import update_offset
+
+    items = pd.read_parquet(world / "items.parquet", columns=["content_id", "topics", "difficulty"])
+    cfg = MasteryConfig(progress_window=3, offset_prior_sd=0.8, offset_drift=0.7, offset_difficulty_slope=6.0)
+    model = make_model("dkt")
+    tracker = MasteryTracker(model, *vocabs, items, topics=topics, config=cfg)
+    hist = _history(interactions, n_users=2, max_len=30)
+    tracker.observe_many(hist)
+    cat = tracker.catalog
+    prim = items["topics"].str.split("|").str[0]
+    diff = dict(zip(items["content_id"], items["difficulty"], strict=True))
+    median = items.assign(t=prim).groupby("t")["difficulty"].median()
+    for user, h in hist.groupby("user_id"):
+        it, co, pos = cat.encode(h["content_id"].tolist(), h["topic_id"].tolist())
+        resp = h["outcome"].to_numpy()
+        practiced = full_recompute_practiced(model, cat, it, co, resp, pos)
+        offsets: dict[str, list[float]] = {}
+        trails: dict[str, list[float]] = {}
+        for t, (cid, tid) in enumerate(zip(h["content_id"], h["topic_id"], strict=True)):
+            p = forward_query(model, it[:t], co[:t], resp[:t], it[t : t + 1], co[t : t + 1])[0]
+            logit = np.log(p / (1 - p)) + 6.0 * (median[tid] - diff[cid])
+            offsets[tid] = update_offset(offsets.get(tid), logit, int(resp[t]), 0.8, 0.7)
+            trails.setdefault(tid, []).append(practiced[t])
+        frame = tracker.topic_mastery(user).set_index("topic_id")
+        stored = tracker.store.load(user).meta.offset
+        for tid, trail in trails.items():
+            want = trail[-1] - trail[-4] if len(trail) > 3 else np.nan
+            np.testing.assert_allclose(frame.loc[tid, "progress"], want, atol=1e-5)
+            assert stored[tid][0] == pytest.approx(offsets[tid][0], abs=1e-4)
+        assert frame["progress"].notna().any()  # the history is long enough for some topics
+        # predictions carry the offset of the item's topic
+        cids = h["content_id"].head(6).tolist()
+        qi, qc, _ = cat.encode(cids)
+        raw = forward_query(model, it, co, resp, qi, qc)
+        shift = np.array([offsets.get(cat.item_topic[c], [0.0])[0] for c in cids])
+        want = 1 / (1 + np.exp(-(np.log(raw / (1 - raw)) + shift)))
+        np.testing.assert_allclose(tracker.predict_success(user, cids), want, atol=1e-5)
+
+
+def test_the_offset_follows_outcomes_and_recent_ones_weigh_more():
+    from kt.mastery.tracker import update_offset
+
+    def run(outcomes, drift, logit=0.0):
+        o = None
+        for y in outcomes:
+            o = update_offset(o, logit, y, 1.0, drift)
+        return o[0]
+
+    assert run([1] * 6, 0.0) > 0.5 and run([0] * 6, 0.0) < -0.5
+    # a learner who failed, then succeeds as often: without drift the average (~0), with drift
+    # the recent successes win
+    late = [0] * 10 + [1] * 10
+    assert abs(run(late, 0.0)) < 0.3 < run(late, 1.0)
+    # without drift it is (close to) the MAP of a N(0, 1)-prior logistic regression on the offset
+    ys = np.array([1, 0, 1, 1, 1, 0, 1, 1], dtype=float)
+    grid = np.linspace(-3, 3, 60001)
+    logpost = (ys.sum() * grid - len(ys) * np.log1p(np.exp(grid))) - grid**2 / 2
+    assert run(ys.astype(int), 0.0) == pytest.approx(grid[np.argmax(logpost)], abs=0.1)

@@ -83,3 +83,21 @@ def test_items_fall_in_the_band_when_the_catalog_has_them():
     assert b.band == (0.7, 0.85) and len(b.items) == 5
     assert all(0.7 <= i.predicted_success <= 0.85 for i in b.items)
     assert len({i.kind for i in b.items}) >= 2  # MMR mixes kinds among near-equal candidates
+
+
+def test_band_aim_picks_the_hard_or_the_easy_side_of_the_band():
+    from planner_testlib import TableLearner, handmade_world
+
+    from kt.planner import Catalog, ItemFolderGraph, Planner, PrerequisiteGraph
+
+    items, topics, prereq, folder_items = handmade_world(n_per_topic=120)
+    cat = Catalog.from_frames(items, topics)
+    learner = TableLearner({"alg": 0.5, "calc": 0.3, "linalg": 0.2, "ml": 0.0}, cat)
+    mean_p = {}
+    for aim in (0.0, 1.0):
+        cfg = PlannerConfig(band=(0.6, 0.9), band_aim=aim, review_slots=0, mmr_lambda=1.0)
+        planner = Planner(cat, ItemFolderGraph.from_frames(folder_items, cat), PrerequisiteGraph.from_frame(prereq), cfg)
+        b = planner.plan("someone", learner, None, n_bundles=1, bundle_size=5, languages=["en"]).bundles[0]
+        assert all(0.6 <= i.predicted_success <= 0.9 for i in b.items)
+        mean_p[aim] = np.mean([i.predicted_success for i in b.items])
+    assert mean_p[0.0] < 0.7 < 0.8 < mean_p[1.0]

@@ -107,3 +107,25 @@ def test_simulator_greedy_ceiling_learns_more_than_random_and_is_no_baseline(tin
         return float(np.mean(np.maximum(0.70 - p, 0) + np.maximum(p - 0.85, 0)))
 
     assert off_band(in_band) <= off_band(bundle)
+
+
+def test_the_oracle_reports_progress_over_its_last_practices(tiny):
+    """``progress``: the true mastery after the latest practice minus after the one
+    ``progress_window`` practices earlier (a bundle's practices share its change evenly)."""
+    env = tiny["env"].fork()
+    oracle = OracleLearner(env, progress_window=3)
+    world = tiny["world"]
+    user = str(world.events["user_id"].iloc[0])
+    topic = str(world.items["topics"].str.split("|").str[0].value_counts().index[0])
+    k = env.topic_index(topic)
+    pool = [c for c, t in zip(world.items["content_id"], world.items["topics"].str.split("|").str[0], strict=True)
+            if t == topic][:6]
+    assert np.isnan(oracle.topic_mastery(user).set_index("topic_id").loc[topic, "progress"])
+    after = []
+    for bundle in (pool[:3], pool[3:6]):
+        events, _ = env.consume(user, bundle)
+        oracle.observe_many(events.assign(topic_id=topic))
+        after.append(float(oracle.topic_mastery(user).set_index("topic_id").loc[topic, "mastery"]))
+    progress = oracle.topic_mastery(user).set_index("topic_id").loc[topic, "progress"]
+    m = env.success_probability(user, oracle.panel)[k]
+    assert abs(progress - (m - after[0])) < 1e-9 and progress != 0

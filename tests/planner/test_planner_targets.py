@@ -70,3 +70,45 @@ def test_a_mastered_stage_without_evidence_is_not_mastered():
     assert is_mastered(TopicState(0.9, "mastered", n_obs=3), cfg)
     assert is_mastered(TopicState(0.9, "mastered"), cfg)  # a model that does not count observations
     assert not is_mastered(TopicState(0.95, "needs_review", n_obs=10), cfg)
+
+
+def _with_progress(rows):
+    return pd.DataFrame(rows, columns=["topic_id", "mastery", "confidence", "n_obs", "stage", "progress"])
+
+
+def test_stalled_targets_are_planned_after_the_others():
+    """A topic whose mastery stopped rising over the model's last practices goes last, in order;
+    unknown progress is not a stall, and ``min_progress=None`` turns the rule off."""
+    dag = PrerequisiteGraph(["a", "b", "c"], [])
+    rows = [("a", 0.3, 0.5, 9, "learning", 0.01), ("b", 0.4, 0.5, 9, "learning", None),
+            ("c", 0.5, 0.5, 9, "learning", 0.2)]
+    interests = {"a": 1.0, "b": 0.5}  # "a" would lead on interest and headroom
+    cfg = PlannerConfig()
+    order = [t.topic_id for t in select_targets(topic_states(_with_progress(rows), dag.topics, cfg), dag, interests, cfg, 3)]
+    assert order == ["b", "c", "a"]
+    off = PlannerConfig(min_progress=None)
+    assert [t.topic_id for t in select_targets(topic_states(_with_progress(rows), dag.topics, off), dag, interests, off, 3)][0] == "a"
+    # with a goal, the stalled ready prerequisite yields to its ready sibling
+    dag = PrerequisiteGraph(["p", "q", "g"], [("p", "g"), ("q", "g")])
+    rows = [("p", 0.2, 0.5, 9, "learning", 0.0), ("q", 0.4, 0.5, 9, "learning", 0.1), ("g", 0.1, 0.0, 0, "new", None)]
+    states = topic_states(_with_progress(rows), dag.topics, cfg)
+    goal_order = [t.topic_id for t in select_targets(states, dag, {}, cfg, 3, ["g"])]
+    assert goal_order[0] == "q" and goal_order[-1] == "p"
+    assert [t.topic_id for t in select_targets(states, dag, {}, off, 3, ["g"])][0] == "p"  # weakest first without
+
+
+def test_a_stalled_prerequisite_is_not_swapped_in_for_an_out_of_reach_target():
+    from planner_testlib import handmade_world
+
+    from kt.planner import Catalog, ItemFolderGraph, Planner
+    from kt.planner.targets import Target, TopicState
+
+    items, topics, prereq, folder_items = handmade_world()
+    cat = Catalog.from_frames(items, topics)
+    dag = PrerequisiteGraph.from_frame(prereq, topics["topic_id"])
+    target = Target("ml", "goal", "new", 0.0, 1.0, "goal")
+    states = {"alg": TopicState(0.9, "mastered", n_obs=9), "calc": TopicState(0.2, "learning", n_obs=9, progress=0.0),
+              "linalg": TopicState(0.4, "learning", n_obs=9, progress=0.15), "ml": TopicState(0.0, "new", n_obs=0)}
+    for cfg, want in ((PlannerConfig(), "linalg"), (PlannerConfig(min_progress=None), "calc")):
+        planner = Planner(cat, ItemFolderGraph.from_frames(folder_items, cat), dag, cfg)
+        assert planner._weakest_prerequisite(target, states, set(), 0.1).topic_id == want

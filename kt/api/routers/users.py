@@ -67,6 +67,7 @@ def _user_mastery(user_id: str, services: Services, served: Served) -> MasteryRe
             mastery=_finite(float(row.mastery)) if row.mastery is not None else None,
             confidence=float(row.confidence), n_obs=int(row.n_obs), stage=str(row.stage),
             last_practiced=None if last is None or pd.isna(last) else last.to_pydatetime(),
+            progress=_finite(float(row.progress)) if getattr(row, "progress", None) is not None else None,
         ))
     return MasteryResponse(user_id=user_id, model_version=served.version, n_events=n, topics=topics)
 
