@@ -98,7 +98,7 @@ def served(world_dir: str, tracking_uri: str, registered_model: str, version: in
     except OutcomeRuleMismatch as exc:
         raise MissingPiece(f"champion {registered_model} version {version}: {exc}") from None
     w = world(world_dir)
-    tracker = MasteryTracker.from_loaded(loaded, w.table("items", ["content_id", "topics"]), model_version=str(version),
+    tracker = MasteryTracker.from_loaded(loaded, w.table("items", ["content_id", "topics", "difficulty"]), model_version=str(version),
                                          topics=w.topics["topic_id"].astype(str).tolist())  # fmt: skip
     if not (tracker.catalog.concept_idx > 0).any():
         raise MissingPiece(

@@ -71,6 +71,11 @@ class RWLock:
                 self._cond.notify_all()
 
 
+# what the mastery tracker reads of an item: its topics, and its difficulty for the calibration
+# offset (docs/mastery.md)
+TRACKED_ITEM_COLUMNS = ["content_id", "topics", "difficulty"]
+
+
 class ServingWorld:
     """A :class:`Planner` over the store's catalog, safe to update while serving."""
 
@@ -94,7 +99,7 @@ class ServingWorld:
         catalog = Catalog.from_frames(items, topics)
         graph = ItemFolderGraph.from_frames(store.read_table("folder_items"), catalog)
         prereq = PrerequisiteGraph.from_frame(store.read_table("prerequisites"), topics["topic_id"].tolist())
-        return cls(Planner(catalog, graph, prereq, config), items[["content_id", "topics"]], seq)
+        return cls(Planner(catalog, graph, prereq, config), items[TRACKED_ITEM_COLUMNS], seq)
 
     def items_since(self, generation: int) -> pd.DataFrame | None:
         parts = [df for g, df in self.added if g > generation]
@@ -150,7 +155,7 @@ class ServingWorld:
                     if known.any():
                         cat.update_items(rows[known])
                     self.generation += 1
-                    self.added.append((self.generation, rows[["content_id", "topics"]].copy()))
+                    self.added.append((self.generation, rows[TRACKED_ITEM_COLUMNS].copy()))
                     if on_items is not None:
                         on_items(rows)
                 if len(links):
