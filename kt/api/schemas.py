@@ -115,7 +115,7 @@ class TopicMastery(BaseModel):
     stage: str
     last_practiced: datetime | None = None
     progress: float | None = Field(None, description="Mastery gained over the topic's last practices (the "
-                                   "tracker's progress_window); null until it has that many. Below the planner's "
+                                   "tracker's progress_window); null until it has one practice more than that. Below the planner's "
                                    "min_progress the topic is stalled and planned after the others.")
 
 

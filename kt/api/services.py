@@ -19,7 +19,7 @@ from kt.api.learner import ServedLearner
 from kt.api.metrics import ApiMetrics
 from kt.api.model_service import ModelService, Served
 from kt.api.path_cache import PathCache
-from kt.api.world import ServingWorld
+from kt.api.world import TRACKED_ITEM_COLUMNS, ServingWorld
 from kt.config import Settings
 from kt.data.outcome import OutcomeRule
 from kt.mastery.store import MasteryStateStore
@@ -129,7 +129,7 @@ class Services:
         def to_tracker(rows: pd.DataFrame) -> None:
             served = self.models.current
             if served is not None:
-                served.extras["tracker"].catalog.add_items(rows[["content_id", "topics"]])
+                served.extras["tracker"].catalog.add_items(rows[TRACKED_ITEM_COLUMNS])
 
         with self.models.swap_lock:  # a champion swap cannot slip between world and tracker
             self.world.catch_up(self.store, latest, on_items=to_tracker)

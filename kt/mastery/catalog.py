@@ -175,21 +175,24 @@ class TopicCatalog:
         """(N,) the median catalog difficulty of each item's topic minus the item's own (0 where
         either is unknown): how much easier than the topic's typical item each item is."""
         med = self._median_difficulty
-        if med is None:
+        if med is None:  # built on first use, dropped by add_items
+            version = self._items_version
+            with self._items_lock:  # one consistent snapshot of both mappings
+                pairs = list(self.item_difficulty.items())
+                topic_of = self.item_topic.copy()
+            index = self.topic_index
+            pos = np.fromiter((index.get(topic_of.get(c, ""), -1) for c, _ in pairs), np.int64, len(pairs))
+            diff = np.fromiter((d for _, d in pairs), np.float64, len(pairs))
+            by = pd.Series(diff[pos >= 0]).groupby(pos[pos >= 0]).median()
             med = np.full(self.num_topics, np.nan)
-            by_topic: dict[int, list[float]] = {}
-            for cid, d in list(self.item_difficulty.items()):
-                k = self.topic_index.get(self.item_topic.get(cid, ""), -1)
-                if k >= 0:
-                    by_topic.setdefault(k, []).append(d)
-            for k, ds in by_topic.items():
-                med[k] = float(np.median(ds))
-            self._median_difficulty = med
+            med[by.index.to_numpy(np.int64)] = by.to_numpy()
+            with self._items_lock:
+                if version == self._items_version:  # items added meanwhile: use it once, keep none
+                    self._median_difficulty = med
         get = self.item_difficulty.get
         d = np.fromiter((get(c, np.nan) for c in content_ids), np.float64, len(content_ids))
         pos = np.asarray(topic_pos, dtype=np.int64)
-        m = np.where(pos >= 0, med[np.maximum(pos, 0)], np.nan) if len(pos) else np.zeros(0)
-        gap = m - d
+        gap = np.where(pos >= 0, med[np.maximum(pos, 0)], np.nan) - d if len(pos) else np.zeros(0)
         return np.where(np.isfinite(gap), gap, 0.0)
 
     def encode_frame(self, content_ids: pd.Series, topic_ids: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

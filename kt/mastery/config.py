@@ -50,13 +50,14 @@ class MasteryConfig:
     stages: the stage thresholds.
     progress_window: ``progress`` of a topic = its mastery right after its latest practice minus
       its mastery right after the practice this many practices earlier (NaN until the topic has
-      that many); learning progress in the sense of Clement et al. 2015 (ZPDES).
+      this many plus one); learning progress in the sense of Clement et al. 2015 (ZPDES).
     offset_prior_sd: prior standard deviation (logits) of the per-(user, topic) offset fitted
       online to the residuals of the model's own predictions (``predict_success`` adds it);
       0 turns the offset off.
     offset_drift: variance (logits^2) the offset may drift by between two practices of the topic
-      (a random walk, as a learner changes): recent outcomes weigh more, and the offset follows a
-      learner who improves instead of freezing on an old average.
+      (a random walk, as a learner changes): recent outcomes weigh most, and the offset follows a
+      learner who improves instead of freezing on an old average. Its mean is kept within +-4
+      logits (``update_offset``).
     offset_difficulty_slope: logits per unit of catalog difficulty by which a prediction is
       spread around its topic's median item before its residual is taken (the planner's
       ``difficulty_slope``), so hard items failed are not read as a weak learner; used only

@@ -2,8 +2,10 @@
 
 Per user the tracker keeps the model's compact online state (``KTModel.init_state`` /
 ``update`` / ``query``: DKT's LSTM state, the window of attention models) plus per-topic
-evidence, persisted in a :class:`MasteryStateStore`. Each ``observe`` loads the state,
-applies ``update`` once and queries the practised topic's representative panel, then saves.
+evidence (observations, last practice, the mastery trail behind ``progress``, the calibration
+offset), persisted in a :class:`MasteryStateStore`. Each ``observe`` loads the state, reads the
+model's prediction for the item (for the offset), applies ``update`` once and queries the
+practised topic's representative panel, then saves.
 """
 
 from __future__ import annotations
@@ -169,9 +171,11 @@ class MasteryTracker:
                 meta = recs[u].meta
                 cids, _, outs, times = per_user[u]
                 topics = data.topics[j, : data.lengths[j]]
-                if calibrate:  # the prediction spread by difficulty, as the planner reads it
-                    base = res.predicted[j, : data.lengths[j]] + (
-                        self.config.offset_difficulty_slope * self.catalog.difficulty_gap(cids, topics))
+                if calibrate:  # the prediction as the planner reads it: spread by difficulty when the
+                    # model is flat across a topic's items (kt.planner.calibration), its own otherwise
+                    predicted = res.predicted[j, : data.lengths[j]]
+                    if not self.catalog.item_aware:
+                        predicted = predicted + self.config.offset_difficulty_slope * self.catalog.difficulty_gap(cids, topics)
                 for t_pos, k in enumerate(topics):
                     if k < 0:
                         continue
@@ -183,8 +187,8 @@ class MasteryTracker:
                     trail = meta.trail.setdefault(tid, [])
                     trail.append(float(res.practiced[j, t_pos]))
                     del trail[: -(self.config.progress_window + 1)]
-                    if calibrate and np.isfinite(base[t_pos]):
-                        meta.offset[tid] = update_offset(meta.offset.get(tid), float(base[t_pos]), int(outs[t_pos]),
+                    if calibrate and np.isfinite(predicted[t_pos]):
+                        meta.offset[tid] = update_offset(meta.offset.get(tid), float(predicted[t_pos]), int(outs[t_pos]),
                                                          self.config.offset_prior_sd, self.config.offset_drift)
                 meta.n_events += int(data.lengths[j])
                 if times:
@@ -224,7 +228,8 @@ class MasteryTracker:
 
     # ----------------------------------------------------------------- read
     def topic_mastery(self, user_id: str, now=None) -> pd.DataFrame:
-        """One row per catalog topic: topic_id, mastery, confidence, n_obs, stage, last_practiced.
+        """One row per catalog topic: topic_id, mastery, confidence, n_obs, stage, last_practiced,
+        progress (NaN until the topic has ``progress_window + 1`` practices).
 
         ``now`` defaults to the time of the user's latest interaction (reproducible); pass the
         wall clock to let confidence and review stages age with real time.
@@ -279,20 +284,37 @@ class MasteryTracker:
                     if k is not None and self.catalog.concept_idx[k] > 0:
                         shift[self.catalog.concept_idx[k]] = delta
                 logits = logits + shift[concepts]
-            out[known] = 1.0 / (1.0 + np.exp(-logits))
+            out[known] = 0.5 * (1.0 + np.tanh(0.5 * logits))  # the sigmoid, without overflow
         return out
 
 
-def update_offset(prior: list[float] | None, logit: float, outcome: int, prior_sd: float, drift: float) -> list[float]:
-    """One outcome's update of a topic's calibration offset, ``[mean, precision]`` in logits: the
-    online Laplace approximation of a logistic regression on the offset (the model's ``logit``
-    fixed) whose offset drifts as a random walk (variance ``drift`` per practice) from a
-    N(0, prior_sd^2) start; an Elo rating with an uncertainty-driven step (Pelanek 2016)."""
-    delta, precision = prior if prior is not None else (0.0, 1.0 / prior_sd**2)
+def update_offset(prior: list[float] | None, logit: float, outcome: int, prior_sd: float, drift: float,
+                  limit: float = 4.0) -> list[float]:
+    """One outcome's update of a topic's calibration offset, ``[mean, precision]`` in logits.
+
+    The offset starts at N(0, prior_sd^2) and drifts as a random walk (variance ``drift`` per
+    practice), so recent outcomes weigh most and it follows a learner who changes. Each outcome is
+    absorbed by the Laplace approximation of the posterior: the MAP offset given the predicted
+    prior and this outcome (Newton steps: a surprise after many confident predictions moves it by
+    at most about 1 / precision, not by (y - p) / p(1 - p)), with the precision read at that MAP.
+    An Elo rating with an uncertainty-driven step (Pelanek 2016). The mean is kept within
+    +-``limit`` logits: a history of confident predictions cannot push it further, nor overflow."""
+    mean0, precision = prior if prior is not None else (0.0, 1.0 / prior_sd**2)
     precision = 1.0 / (1.0 / precision + drift)
-    p = 1.0 / (1.0 + math.exp(-(logit + delta)))
-    precision += p * (1.0 - p)
-    return [delta + (outcome - p) / precision, precision]
+    delta = mean0
+    for _ in range(4):  # Newton on  precision (delta - mean0) = outcome - sigmoid(logit + delta)
+        p = _sigmoid(logit + delta)
+        grad = outcome - p - precision * (delta - mean0)
+        delta = min(max(delta + grad / (precision + p * (1.0 - p)), -limit), limit)
+    p = _sigmoid(logit + delta)
+    return [delta, precision + p * (1.0 - p)]
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
 
 
 def build_frame(topics, mastery, n_obs, last, pm, since, cfg: MasteryConfig) -> pd.DataFrame:

@@ -22,10 +22,12 @@ class LearnerModel(Protocol):
     """Per-user knowledge state, as the planner reads it."""
 
     def topic_mastery(self, user_id: str, now: pd.Timestamp | None = None) -> pd.DataFrame:
-        """One row per topic: ``topic_id, mastery, confidence, n_obs, stage, last_practiced``.
+        """One row per topic: ``topic_id, mastery, confidence, n_obs, stage, last_practiced``, and
+        optionally ``progress`` (mastery gained over the topic's last practices; NaN when unknown).
 
         ``mastery`` in [0, 1]; ``stage`` in {new, learning, needs_review, mastered}. Topics the
-        frame leaves out are read as ``new`` with the planner's ``unseen_mastery``.
+        frame leaves out are read as ``new`` with the planner's ``unseen_mastery``; a frame
+        without ``progress`` never makes a topic stalled.
         """
         ...
 

@@ -31,37 +31,36 @@ def test_other_creation_errors_still_raise(tmp_path, monkeypatch):
         MasteryStateStore(f"sqlite:///{tmp_path / 'state.db'}")
 
 
-def test_a_table_from_before_the_evidence_column_is_upgraded_in_place(db_url):
+@pytest.mark.parametrize("table", ["mastery_state", "Mastery States"])
+def test_a_table_from_before_the_evidence_column_is_upgraded_in_place(db_url, table):
     """States saved by an older ktpath (no ``evidence`` column) still load, as having no evidence
-    yet, and the column is added so new evidence is kept."""
+    yet, and the column is added so new evidence is kept (also under a table name that needs
+    quoting)."""
     import torch
 
     from kt.mastery.state import to_bytes
     from kt.mastery.store import StateMeta
 
-    engine = sa.create_engine(db_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(
-            "CREATE TABLE mastery_state (user_id VARCHAR(255) PRIMARY KEY, model_version VARCHAR(255) NOT NULL, "
-            "state BYTEA NOT NULL, n_events INTEGER NOT NULL, last_event_at FLOAT, n_obs TEXT NOT NULL, "
-            "last_practiced TEXT NOT NULL, practiced_mastery TEXT NOT NULL, updated_at FLOAT NOT NULL)"
-            .replace("BYTEA", "BYTEA" if engine.dialect.name == "postgresql" else "BLOB")))
-    engine.dispose()
-    old = MasteryStateStore(db_url)
     state = {"h": torch.ones(1, 2)}
-    # a row written the old way: no evidence
-    with old.engine.begin() as conn:
-        conn.execute(old.table.insert().values(
-            user_id="u1", model_version="v1", state=to_bytes(state),
-            n_events=3, last_event_at=1.0, n_obs='{"t1": 3}', last_practiced='{"t1": 1.0}',
-            practiced_mastery='{"t1": 0.5}', evidence=None, updated_at=1.0))
-    rec = old.load("u1")
+    engine = sa.create_engine(db_url)
+    blob = "BYTEA" if engine.dialect.name == "postgresql" else "BLOB"
+    name = engine.dialect.identifier_preparer.quote(table)
+    with engine.begin() as conn:  # the table and a row, as the older ktpath wrote them
+        conn.execute(sa.text(
+            f"CREATE TABLE {name} (user_id VARCHAR(255) PRIMARY KEY, model_version VARCHAR(255) NOT NULL, "
+            f"state {blob} NOT NULL, n_events INTEGER NOT NULL, last_event_at FLOAT, n_obs TEXT NOT NULL, "
+            "last_practiced TEXT NOT NULL, practiced_mastery TEXT NOT NULL, updated_at FLOAT NOT NULL)"))
+        conn.execute(sa.text(
+            f"INSERT INTO {name} VALUES ('u1', 'v1', :state, 3, 1.0, '{{\"t1\": 3}}', '{{\"t1\": 1.0}}', "
+            "'{\"t1\": 0.5}', 1.0)"), {"state": to_bytes(state)})
+    engine.dispose()
+    store = MasteryStateStore(db_url, table=table)
+    rec = store.load("u1")
     assert rec.meta.n_obs == {"t1": 3} and rec.meta.trail == {} and rec.meta.offset == {}
-    meta = StateMeta("v1", n_obs={"t1": 4}, trail={"t1": [0.4, 0.5]}, offset={"t1": [-0.3, 2.0]})
-    old.save("u2", state, meta)
-    old.close()
-    again = MasteryStateStore(db_url)  # reopening finds the column there
+    store.save("u2", state, StateMeta("v1", n_obs={"t1": 4}, trail={"t1": [0.4, 0.5]}, offset={"t1": [-0.3, 2.0]}))
+    store.close()
+    again = MasteryStateStore(db_url, table=table)  # reopening finds the column there
     back = again.load("u2").meta
     assert back.trail == {"t1": [0.4, 0.5]} and back.offset == {"t1": [-0.3, 2.0]}
-    assert "evidence" in {c["name"] for c in sa.inspect(again.engine).get_columns("mastery_state")}
+    assert again.load("u1").meta.n_obs == {"t1": 3}
     again.close()

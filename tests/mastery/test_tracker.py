@@ -260,3 +260,24 @@ def test_the_offset_follows_outcomes_and_recent_ones_weigh_more():
     grid = np.linspace(-3, 3, 60001)
     logpost = (ys.sum() * grid - len(ys) * np.log1p(np.exp(grid))) - grid**2 / 2
     assert run(ys.astype(int), 0.0) == pytest.approx(grid[np.argmax(logpost)], abs=0.1)
+
+
+def test_the_offset_stays_bounded_on_long_confident_histories():
+    """Hundreds of confident predictions, then surprises: the offset neither diverges nor
+    overflows (a first version stepped by (y - p) / precision at the old mean and did both)."""
+    from kt.mastery.tracker import update_offset
+
+    rng = np.random.default_rng(0)
+    o = None
+    for _ in range(2000):  # a calibrated model at 0.97
+        o = update_offset(o, 3.48, int(rng.random() < 0.97), 0.5, 1.0)
+        assert abs(o[0]) <= 4.0 and o[1] > 0
+    o = None
+    for _ in range(30):
+        o = update_offset(o, 3.0, 1, 0.5, 1.0)
+    after_failure = update_offset(o, 3.0, 0, 0.5, 1.0)[0]
+    assert -4.0 <= after_failure < o[0]
+    assert abs(after_failure - o[0]) < 6.0
+    # however extreme the logit, no overflow: a certain failure moves the offset to the MAP, whose
+    # pull is bounded by the prior (precision 1 / (0.5^2 + 1) = 0.8: the offset -1 / 0.8)
+    assert update_offset(None, 800.0, 0, 0.5, 1.0)[0] == pytest.approx(-1.25)
