@@ -198,16 +198,23 @@ def test_topic_lists_with_spaces_are_read_as_the_contract_reads_them(vocabs, ite
         pd.testing.assert_frame_equal(plain.topic_mastery(user), other.topic_mastery(user))
 
 
-def test_progress_and_offset_follow_each_practice(world, vocabs, topics, interactions, make_model):
+@pytest.mark.parametrize("name", available_models())
+def test_progress_and_offset_follow_each_practice(name, world, vocabs, topics, interactions, make_model):
     """``progress`` is the change of a topic's mastery over its last ``progress_window`` practices,
     and the calibration offset is the sequential update over the residuals of the model's own
-    prediction for each item (just before it), spread by the item's catalog difficulty."""
+    prediction for each item (just before it), spread by the item's catalog difficulty when the
+    model is flat across a topic's items (the planner spreads only those)."""
     from kt.mastery.tracker import update_offset
 
     items = pd.read_parquet(world / "items.parquet", columns=["content_id", "topics", "difficulty"])
     cfg = MasteryConfig(progress_window=3, offset_prior_sd=0.8, offset_drift=0.7, offset_difficulty_slope=6.0)
-    model = make_model("dkt")
-    tracker = MasteryTracker(model, *vocabs, items, topics=topics, config=cfg)
+    model = make_model(name)
+    from kt.mastery.catalog import TopicCatalog
+
+    # akt read item by item (untrained, its items do not differ yet): the offset's unspread branch
+    catalog = TopicCatalog.build(model, *vocabs, items, topics, item_aware=True if name == "akt" else None)
+    tracker = MasteryTracker(model, *vocabs, catalog, topics=topics, config=cfg)
+    assert catalog.item_aware == (name == "akt") and catalog.item_difficulty
     hist = _history(interactions, n_users=2, max_len=30)
     tracker.observe_many(hist)
     cat = tracker.catalog
@@ -222,7 +229,7 @@ def test_progress_and_offset_follow_each_practice(world, vocabs, topics, interac
         trails: dict[str, list[float]] = {}
         for t, (cid, tid) in enumerate(zip(h["content_id"], h["topic_id"], strict=True)):
             p = forward_query(model, it[:t], co[:t], resp[:t], it[t : t + 1], co[t : t + 1])[0]
-            logit = np.log(p / (1 - p)) + 6.0 * (median[tid] - diff[cid])
+            logit = np.log(p / (1 - p)) + (0.0 if cat.item_aware else 6.0 * (median[tid] - diff[cid]))
             offsets[tid] = update_offset(offsets.get(tid), logit, int(resp[t]), 0.8, 0.7)
             trails.setdefault(tid, []).append(practiced[t])
         frame = tracker.topic_mastery(user).set_index("topic_id")
