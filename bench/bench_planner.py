@@ -84,11 +84,12 @@ class EvalSetting:
     setup: Any  # EvalSetup
     loaded: Any  # LoadedModel
 
-    def tracker(self, _env=None):
-        """A fresh MasteryTracker over the DKT, fed the chosen users' history (a learner factory)."""
+    def tracker(self, _env=None, config=None):
+        """A fresh MasteryTracker over the DKT (``config``: a ``MasteryConfig``), fed the chosen
+        users' history (a learner factory)."""
         from kt.mastery.tracker import MasteryTracker
 
-        tr = MasteryTracker.from_loaded(self.loaded, self.world.items)
+        tr = MasteryTracker.from_loaded(self.loaded, self.world.items, config=config)
         tr.observe_many(self.setup.interactions[["user_id", "content_id", "topic_id", "outcome", "timestamp"]])
         return tr
 

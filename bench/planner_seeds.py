@@ -24,7 +24,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def run_seed(seed: int, users: int, steps: int, epochs: int) -> dict:
     from bench.bench_planner import eval_setting
     from kt.mastery.config import MasteryConfig
-    from kt.mastery.tracker import MasteryTracker
     from kt.planner import Planner, PlannerConfig
     from kt.planner.evaluation import OracleLearner, is_baseline, run_policy
     from kt.planner.policies import PlannerPolicy, baseline_policies
@@ -33,10 +32,8 @@ def run_seed(seed: int, users: int, steps: int, epochs: int) -> dict:
     default = Planner(es.catalog, es.graph, es.true_dag, PlannerConfig())
     without = Planner(es.catalog, es.graph, es.true_dag, PlannerConfig(min_progress=None, band_aim=0.5))
 
-    def plain_tracker(_env=None):  # the tracker without its calibration offset
-        tr = MasteryTracker.from_loaded(es.loaded, es.world.items, config=MasteryConfig(offset_prior_sd=0))
-        tr.observe_many(es.setup.interactions[["user_id", "content_id", "topic_id", "outcome", "timestamp"]])
-        return tr
+    def plain_tracker(env=None):  # the tracker without its calibration offset
+        return es.tracker(env, MasteryConfig(offset_prior_sd=0))
 
     runs = [(p, es.tracker) for p in baseline_policies(default, es.world.events["content_id"].value_counts())]
     runs += [(PlannerPolicy(default, "planner (DKT)"), es.tracker),
